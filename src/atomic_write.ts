@@ -1,0 +1,63 @@
+/** Files written so that a reader sees the old bytes or the new, never a half. */
+import { basename, dirname, join } from "node:path";
+import { wrapFsError } from "./errors.ts";
+
+/** Writes all of `data` to `file`, looping over short writes. */
+export async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await file.write(data.subarray(off));
+}
+
+/** A temp name beside `path`, hidden and unique to this process. */
+export function tempPathFor(path: string): string {
+  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
+  return join(dirname(path), `.${basename(path)}.tmp-${Deno.pid}-${rand}`);
+}
+
+/** fsyncs a directory so a rename inside it survives power loss; best effort. */
+export async function syncDir(dir: string): Promise<void> {
+  try {
+    const d = await Deno.open(dir, { read: true });
+    try {
+      await d.sync();
+    } finally {
+      d.close();
+    }
+  } catch { /* some filesystems refuse fsync on directories; the rename is still atomic */ }
+}
+
+/**
+ * Writes `data` to `path` atomically: temp file in the same directory,
+ * fsync, rename, fsync of the directory. Creates parent directories.
+ * Returns false (and writes nothing) when the file already holds exactly `data`.
+ */
+export async function atomicWrite(
+  path: string,
+  data: Uint8Array | string,
+  options: { mode?: number; skipIfSame?: boolean } = {},
+): Promise<boolean> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  if (options.skipIfSame !== false) {
+    try {
+      const cur = await Deno.readFile(path);
+      if (cur.length === bytes.length && cur.every((b, i) => b === bytes[i])) return false;
+    } catch { /* absent or unreadable: write it */ }
+  }
+  const tmp = tempPathFor(path);
+  try {
+    await Deno.mkdir(dirname(path), { recursive: true });
+    const f = await Deno.open(tmp, { write: true, createNew: true, mode: options.mode ?? 0o644 });
+    try {
+      await writeAll(f, bytes);
+      await f.sync();
+    } finally {
+      f.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw wrapFsError(`write ${path}`, e);
+  }
+  await syncDir(dirname(path));
+  return true;
+}

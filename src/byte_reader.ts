@@ -1,0 +1,107 @@
+/**
+ * A buffered, position-aware reader over a file, able to skip by seeking.
+ * Chunks it hands out are views of its own buffer: valid until the next call.
+ */
+
+/** The file operations the reader needs; `Deno.FsFile` has them. */
+export interface ReadableFile {
+  read(p: Uint8Array): Promise<number | null>;
+  seek?(offset: number | bigint, whence: Deno.SeekMode): Promise<number>;
+}
+
+/** Thrown when the input ends before the bytes a caller needed. */
+export class TruncatedError extends Error {}
+
+/** Buffered reads with an absolute position and seek-based skipping. */
+export class ByteReader {
+  #file: ReadableFile;
+  #buf: Uint8Array;
+  #start = 0;
+  #end = 0;
+  #eof = false;
+  /** Absolute offset of `#buf[#start]` in the input. */
+  #pos = 0;
+
+  constructor(file: ReadableFile, bufferSize = 4 << 20) {
+    this.#file = file;
+    this.#buf = new Uint8Array(bufferSize);
+  }
+
+  /** Absolute offset of the next byte to be read. */
+  get position(): number {
+    return this.#pos;
+  }
+
+  /** Buffers at least `min` bytes unless the input ends first; returns what is buffered. */
+  async #fill(min: number): Promise<number> {
+    while (this.#end - this.#start < min && !this.#eof) {
+      if (this.#start > 0 && this.#buf.length - this.#end < min) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+        this.#end -= this.#start;
+        this.#start = 0;
+      }
+      if (this.#end === this.#buf.length) break;
+      const n = await this.#file.read(this.#buf.subarray(this.#end));
+      if (n === null) this.#eof = true;
+      else this.#end += n;
+    }
+    return this.#end - this.#start;
+  }
+
+  /**
+   * Reads exactly `n` bytes (n ≤ buffer size) into a fresh array, or returns
+   * null at a clean end of input. Throws TruncatedError when the input ends inside.
+   */
+  async readExact(n: number): Promise<Uint8Array | null> {
+    const have = await this.#fill(n);
+    if (have === 0) return null;
+    if (have < n) throw new TruncatedError(`input ends at offset ${this.#pos + have}, inside a ${n}-byte record`);
+    const out = this.#buf.slice(this.#start, this.#start + n);
+    this.#start += n;
+    this.#pos += n;
+    return out;
+  }
+
+  /** Yields the next `n` bytes as views of the internal buffer. */
+  async *chunks(n: number): AsyncGenerator<Uint8Array> {
+    let left = n;
+    while (left > 0) {
+      if (this.#end === this.#start) {
+        this.#start = this.#end = 0;
+        await this.#fill(1);
+        if (this.#end === 0) {
+          throw new TruncatedError(`input ends at offset ${this.#pos}, ${left} bytes short of an entry's data`);
+        }
+      }
+      const take = Math.min(left, this.#end - this.#start);
+      const view = this.#buf.subarray(this.#start, this.#start + take);
+      this.#start += take;
+      this.#pos += take;
+      left -= take;
+      yield view;
+    }
+  }
+
+  /** Skips `n` bytes, seeking when the file can and the gap is large. */
+  async skip(n: number): Promise<void> {
+    const buffered = this.#end - this.#start;
+    if (n <= buffered) {
+      this.#start += n;
+      this.#pos += n;
+      return;
+    }
+    if (this.#file.seek) {
+      const target = this.#pos + n;
+      const size = await this.#file.seek(0, Deno.SeekMode.End);
+      if (target > size) {
+        throw new TruncatedError(`input ends at offset ${size}, ${target - size} bytes short of an entry's data`);
+      }
+      await this.#file.seek(target, Deno.SeekMode.Start);
+      this.#start = this.#end = 0;
+      this.#eof = false;
+      this.#pos = target;
+      return;
+    }
+    for await (const _ of this.chunks(n)) { /* discard */ }
+  }
+}

@@ -1,0 +1,292 @@
+/**
+ * The command line: parsing, help and exit codes. Commands never see the
+ * parser; they get typed options and a logger.
+ */
+import { parseArgs } from "node:util";
+import { inspect, renderInspect } from "./commands/inspect.ts";
+import { load } from "./commands/load.ts";
+import { serve } from "./commands/serve.ts";
+import { mirrorConfig } from "./commands/mirror_config.ts";
+import { describeError, ExitCode, IsoloadError, UsageError } from "./errors.ts";
+import { consoleLogger, type Logger } from "./log.ts";
+import { isRepositoryPath, looksLikeDomain } from "./reference.ts";
+
+/** One option of a command, for parsing and for help. */
+interface OptionSpec {
+  type: "string" | "boolean";
+  help: string;
+  arg?: string;
+  default?: string;
+  multiple?: boolean;
+}
+
+/** A command: its help and how to run it once parsed. */
+interface CommandSpec {
+  summary: string;
+  usage: string;
+  description: string;
+  options: Record<string, OptionSpec>;
+  examples: string[];
+  positionals: number;
+  run(values: Values, positionals: string[], log: Logger): Promise<number>;
+}
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+const COMMON: Record<string, OptionSpec> = {
+  quiet: { type: "boolean", help: "Print only warnings and errors." },
+  help: { type: "boolean", help: "Show this help." },
+};
+
+function str(v: Values, name: string): string | undefined {
+  const x = v[name];
+  return typeof x === "string" ? x : undefined;
+}
+
+function required(v: Values, name: string): string {
+  const x = str(v, name);
+  if (x === undefined || x === "") throw new UsageError(`--${name} is required`);
+  return x;
+}
+
+/** Checks HOST:PORT (a name or IPv4 address, or [IPv6], and a port). */
+export function parseHostPort(text: string, what: string): string {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError(`${what} must be HOST:PORT, got ${JSON.stringify(text)}`);
+  return text;
+}
+
+function sourceRegistry(v: Values): string | undefined {
+  const h = str(v, "source-registry");
+  if (h === undefined) return undefined;
+  const first = h.split("/")[0];
+  if (!looksLikeDomain(first) || (h.includes("/") && !isRepositoryPath(h.slice(first.length + 1)))) {
+    throw new UsageError(`--source-registry must be a registry host such as quay.io, got ${JSON.stringify(h)}`);
+  }
+  return h;
+}
+
+const COMMANDS: Record<string, CommandSpec> = {
+  inspect: {
+    summary: "Show the images an archive or directory holds",
+    usage: "isoload inspect SOURCE [--json] [--source-registry HOST]",
+    description:
+      "Reads SOURCE (an oc-mirror v2 archive, an OCI image layout archive, or a directory holding either) and prints its\n" +
+      "format, each image (source reference, digest, media type, platforms of an index), the blob count and total bytes.\n" +
+      "Nothing is written.",
+    options: {
+      json: { type: "boolean", help: "Print one JSON document instead of text." },
+      "source-registry": { type: "string", arg: "HOST", help: "Registry for image names that carry none." },
+    },
+    examples: ["isoload inspect /run/media/iso/images/mirror_000001.tar", "isoload inspect ./oci-layout-dir --json"],
+    positionals: 1,
+    async run(v, pos) {
+      const report = await inspect(pos[0], { sourceRegistry: sourceRegistry(v) });
+      const out = v.json ? JSON.stringify(report, null, 2) + "\n" : renderInspect(report);
+      await Deno.stdout.write(new TextEncoder().encode(out));
+      return report.missing.length ? ExitCode.badInput : ExitCode.ok;
+    },
+  },
+  load: {
+    summary: "Lay an archive's images out as a registry storage tree and write registries.conf",
+    usage: "isoload load SOURCE --data-dir DIR [--mirror HOST:PORT] [--registries-conf FILE | --no-registries-conf] [--source-registry HOST]",
+    description:
+      "Reads SOURCE in one streaming pass, verifies every blob's sha256 as it streams and lays the images out under\n" +
+      "DIR/docker/registry/v2 so a read-only registry can serve them (isoload serve). Records what was loaded in\n" +
+      "DIR/isoload/images.json. Then writes registries.conf so pulls of the images' source names go to the mirror.\n" +
+      "Re-running is safe: blobs already in place are not read again, and a complete DIR is left untouched.\n" +
+      "Repositories with tags in the archive are mirrored for tag and digest pulls (pull-from-mirror = \"all\");\n" +
+      "digest-only repositories for digest pulls (\"digest-only\"), as OpenShift renders an ImageDigestMirrorSet.",
+    options: {
+      "data-dir": { type: "string", arg: "DIR", help: "Where the storage tree and isoload's records go (created if absent)." },
+      mirror: { type: "string", arg: "HOST:PORT", default: "127.0.0.1:22625", help: "Address clients reach the registry at." },
+      "registries-conf": {
+        type: "string",
+        arg: "FILE",
+        default: "/etc/containers/registries.conf.d/99-isoload.conf",
+        help: "registries.conf to write. A file isoload did not write is merged into, with a backup beside it.",
+      },
+      "no-registries-conf": { type: "boolean", help: "Write no registries.conf." },
+      "source-registry": { type: "string", arg: "HOST", help: "Registry for image names that carry none." },
+    },
+    examples: [
+      "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/lib/isoload",
+      "isoload load images.oci.tar --data-dir /var/lib/isoload --mirror host0.example.com:22625 --registries-conf /tmp/r.conf",
+    ],
+    positionals: 1,
+    async run(v, pos, log) {
+      if (v["no-registries-conf"] && str(v, "registries-conf")) {
+        throw new UsageError("--registries-conf and --no-registries-conf exclude each other");
+      }
+      const res = await load({
+        source: pos[0],
+        dataDir: required(v, "data-dir"),
+        mirror: parseHostPort(str(v, "mirror") ?? "127.0.0.1:22625", "--mirror"),
+        registriesConf: v["no-registries-conf"] ? undefined : str(v, "registries-conf") ?? "/etc/containers/registries.conf.d/99-isoload.conf",
+        naming: { sourceRegistry: sourceRegistry(v) },
+        insecure: true,
+      }, log);
+      return res ? ExitCode.ok : ExitCode.internal;
+    },
+  },
+  serve: {
+    summary: "Run a read-only registry over a loaded data directory",
+    usage: "isoload serve --data-dir DIR [--listen HOST:PORT] (--registry-command PATH | --registry-image REF)",
+    description:
+      "Writes a read-only registry configuration for DIR and runs the registry in the foreground: a distribution\n" +
+      "registry binary (--registry-command), or the registry image under podman (--registry-image; when REF is not in\n" +
+      "containers-storage but is one of DIR's images, it is loaded from DIR first). Once /v2/ answers and every\n" +
+      "loaded manifest is served by digest, prints one line and tells systemd READY=1. SIGTERM or SIGINT stops the\n" +
+      "registry; if the registry dies, isoload exits non-zero.",
+    options: {
+      "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload load completed." },
+      listen: { type: "string", arg: "HOST:PORT", default: "0.0.0.0:22625", help: "Address the registry listens on." },
+      "registry-command": { type: "string", arg: "PATH", help: "A distribution registry binary (e.g. /usr/bin/docker-registry)." },
+      "registry-image": { type: "string", arg: "REF", help: "A registry image to run with podman (--net host, DIR read-only)." },
+      "ready-timeout": { type: "string", arg: "SECONDS", default: "120", help: "How long to wait for readiness." },
+    },
+    examples: [
+      "isoload serve --data-dir /var/lib/isoload --registry-command /usr/bin/docker-registry",
+      "isoload serve --data-dir /var/lib/isoload --registry-image quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:…",
+    ],
+    positionals: 0,
+    async run(v, _pos, log) {
+      const cmd = str(v, "registry-command");
+      const image = str(v, "registry-image");
+      if (!!cmd === !!image) throw new UsageError("give exactly one of --registry-command or --registry-image");
+      const timeout = Number(str(v, "ready-timeout") ?? "120");
+      if (!(timeout > 0)) throw new UsageError("--ready-timeout must be a positive number of seconds");
+      return await serve({
+        dataDir: required(v, "data-dir"),
+        listen: parseHostPort(str(v, "listen") ?? "0.0.0.0:22625", "--listen"),
+        registryCommand: cmd,
+        registryImage: image,
+        readyTimeoutMs: timeout * 1000,
+      }, log);
+    },
+  },
+  "mirror-config": {
+    summary: "Print the mirror-set YAML the installed cluster needs",
+    usage: "isoload mirror-config --data-dir DIR --mirror HOST:PORT [--kind idms|itms|icsp]",
+    description:
+      "Prints an ImageDigestMirrorSet (default), ImageTagMirrorSet or legacy ImageContentSourcePolicy mapping every\n" +
+      "source repository of DIR's images to the mirror at HOST:PORT, for the cluster's manifests.",
+    options: {
+      "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload load completed." },
+      mirror: { type: "string", arg: "HOST:PORT", help: "Address the nodes reach host0's registry at." },
+      kind: { type: "string", arg: "KIND", default: "idms", help: "idms, itms or icsp." },
+    },
+    examples: ["isoload mirror-config --data-dir /var/lib/isoload --mirror host0.example.com:22625 > idms.yaml"],
+    positionals: 0,
+    async run(v) {
+      const kind = str(v, "kind") ?? "idms";
+      if (kind !== "idms" && kind !== "itms" && kind !== "icsp") throw new UsageError(`--kind must be idms, itms or icsp, got ${JSON.stringify(kind)}`);
+      const out = await mirrorConfig(required(v, "data-dir"), parseHostPort(required(v, "mirror"), "--mirror"), kind);
+      await Deno.stdout.write(new TextEncoder().encode(out));
+      return ExitCode.ok;
+    },
+  },
+};
+
+function optionHelp(name: string, o: OptionSpec): string {
+  const flag = `--${name}${o.arg ? ` ${o.arg}` : ""}`;
+  const def = o.default ? ` (default: ${o.default})` : "";
+  return `  ${flag.padEnd(28)} ${o.help}${def}`;
+}
+
+/** The help text of one command. */
+export function commandHelp(name: string): string {
+  const c = COMMANDS[name];
+  return [
+    `isoload ${name}: ${c.summary}`,
+    "",
+    `Usage: ${c.usage}`,
+    "",
+    c.description,
+    "",
+    "Options:",
+    ...Object.entries({ ...c.options, ...COMMON }).map(([n, o]) => optionHelp(n, o)),
+    "",
+    "Examples:",
+    ...c.examples.map((e) => `  ${e}`),
+    "",
+  ].join("\n");
+}
+
+/** The top-level help text. */
+export function mainHelp(): string {
+  return [
+    "isoload: make the container images of an install ISO pullable on the first host, offline.",
+    "",
+    "Usage: isoload <command> [options]",
+    "",
+    "Commands:",
+    ...Object.entries(COMMANDS).map(([n, c]) => `  ${n.padEnd(15)} ${c.summary}`),
+    "",
+    "Run 'isoload <command> --help' for a command's options.",
+    "",
+    "Exit codes: 0 ok, 1 internal error, 2 usage, 3 bad input, 4 bad configuration file, 5 host failure",
+    "(tool, disk, registry), 6 timeout, 7 data directory busy, 130 interrupted.",
+    "",
+    "Example:",
+    "  isoload load mirror_000001.tar --data-dir /var/lib/isoload && isoload serve --data-dir /var/lib/isoload --registry-command /usr/bin/docker-registry",
+    "",
+  ].join("\n");
+}
+
+function out(text: string, err = false): void {
+  (err ? Deno.stderr : Deno.stdout).writeSync(new TextEncoder().encode(text));
+}
+
+/** Runs the CLI and returns the exit code. */
+export async function runCli(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    if (name === "help" && rest[0] && COMMANDS[rest[0]]) out(commandHelp(rest[0]));
+    else out(mainHelp());
+    return name ? ExitCode.ok : ExitCode.usage;
+  }
+  if (name === "--version") {
+    out("isoload 0.1.0\n");
+    return ExitCode.ok;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    out(`isoload: unknown command ${JSON.stringify(name)}\nRun 'isoload --help' for the list of commands.\n`, true);
+    return ExitCode.usage;
+  }
+  let log: Logger = consoleLogger(false);
+  try {
+    const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
+    for (const [n, o] of Object.entries({ ...cmd.options, ...COMMON })) options[n] = { type: o.type, multiple: o.multiple === true };
+    let parsed;
+    try {
+      parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+    } catch (e) {
+      throw new UsageError((e as Error).message.split("\n")[0]);
+    }
+    const values = parsed.values as Values;
+    if (values.help) {
+      out(commandHelp(name));
+      return ExitCode.ok;
+    }
+    if (parsed.positionals.length !== cmd.positionals) {
+      throw new UsageError(cmd.positionals ? `expected ${cmd.positionals} argument (SOURCE), got ${parsed.positionals.length}` : `unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+    }
+    log = consoleLogger(values.quiet === true);
+    return await cmd.run(values, parsed.positionals, log);
+  } catch (e) {
+    log.endProgress();
+    if (e instanceof UsageError) {
+      out(`isoload ${name}: ${e.message}\nUsage: ${cmd.usage}\nRun 'isoload ${name} --help' for details.\n`, true);
+      return e.exitCode;
+    }
+    if (e instanceof IsoloadError) {
+      out(`isoload ${name}: ${describeError(e)}\n`, true);
+      return e.exitCode;
+    }
+    out(`isoload ${name}: internal error: ${describeError(e)}\n`, true);
+    if (Deno.env.get("ISOLOAD_DEBUG")) console.error(e);
+    return ExitCode.internal;
+  }
+}

@@ -1,0 +1,96 @@
+/** `isoload inspect`: what a source holds, without writing anything. */
+import { catalog } from "../catalog.ts";
+import type { NamingOptions } from "../formats/format.ts";
+import type { LoadedImage } from "../images.ts";
+import { type BlobSink, ingest } from "../ingest.ts";
+import { formatBytes } from "../log.ts";
+import { MAX_MANIFEST_BYTES } from "../manifest.ts";
+import { openSource } from "../source.ts";
+
+/** The report `inspect` prints (and `--json` emits as is). */
+export interface InspectReport {
+  source: string;
+  container: "tar" | "directory";
+  format: string;
+  images: LoadedImage[];
+  blobs: number;
+  bytes: number;
+  /** Blobs the images need that the source lacks (an incremental archive). */
+  missing: { image: string; digest: string; what: string }[];
+}
+
+// Manifests and configs are small JSON; layers are not kept.
+const MAX_KEPT_TOTAL = 256 << 20;
+
+/** Keeps small JSON-looking blobs in memory so manifests can be read after the pass. */
+class MemorySink implements BlobSink {
+  #kept = new Map<string, Uint8Array>();
+  #sizes = new Map<string, number>();
+  #total = 0;
+  blobSize(digest: string) {
+    return Promise.resolve(this.#sizes.get(digest));
+  }
+  async putBlob(digest: string, size: number, chunks: AsyncIterable<Uint8Array>) {
+    this.#sizes.set(digest, size);
+    if (size > MAX_MANIFEST_BYTES || this.#total + size > MAX_KEPT_TOTAL) return;
+    const buf = new Uint8Array(size);
+    let o = 0;
+    for await (const c of chunks) {
+      if (o === 0 && c[0] !== 0x7b) return; // not "{": not a manifest
+      buf.set(c, o);
+      o += c.length;
+    }
+    this.#kept.set(digest, buf);
+    this.#total += size;
+  }
+  readBlob(digest: string) {
+    return Promise.resolve(this.#kept.get(digest));
+  }
+}
+
+/** Reads a source and reports its images. */
+export async function inspect(path: string, naming: NamingOptions): Promise<InspectReport> {
+  const source = await openSource(path);
+  try {
+    const sink = new MemorySink();
+    const pass = await ingest(source, sink);
+    const { plan, sizes } = await catalog(pass, sink, naming);
+    const digests = new Set(plan.links.map(([, d]) => d));
+    let bytes = 0;
+    for (const d of digests) bytes += sizes.get(d) ?? 0;
+    return {
+      source: source.path,
+      container: source.container,
+      format: pass.format.name,
+      images: plan.images,
+      blobs: digests.size,
+      bytes,
+      missing: plan.missing,
+    };
+  } finally {
+    source.close();
+  }
+}
+
+/** The human form of the report. */
+export function renderInspect(r: InspectReport): string {
+  const lines = [
+    `Source:  ${r.source} (${r.container})`,
+    `Format:  ${r.format}`,
+    `Images:  ${r.images.length}`,
+    `Blobs:   ${r.blobs} (${formatBytes(r.bytes)})`,
+    "",
+  ];
+  for (const img of r.images) {
+    lines.push(`${img.source}@${img.digest}`);
+    if (img.tags.length) lines.push(`  tags:      ${img.tags.join(", ")}`);
+    lines.push(`  type:      ${img.mediaType}`);
+    if (img.platforms) lines.push(`  platforms: ${img.platforms.join(", ") || "(none present)"}`);
+    lines.push(`  size:      ${formatBytes(img.size ?? 0)}`);
+  }
+  if (r.missing.length) {
+    lines.push("", `Missing: ${r.missing.length} blobs the images need are not in this source (an incremental archive?)`);
+    for (const m of r.missing.slice(0, 10)) lines.push(`  ${m.image}: ${m.what} ${m.digest}`);
+  }
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,133 @@
+/** `isoload load`: the archive, streamed once into a registry storage tree, plus registries.conf. */
+import { resolve } from "node:path";
+import { catalog } from "../catalog.ts";
+import { InputError } from "../errors.ts";
+import type { NamingOptions } from "../formats/format.ts";
+import { mergeImages } from "../images.ts";
+import { ingest } from "../ingest.ts";
+import { lockDataDir } from "../lock.ts";
+import { byteProgress, formatBytes, formatDuration, type Logger } from "../log.ts";
+import { readRecords, type Records, writeRecords } from "../records.ts";
+import { mirrorTargets } from "../registries_conf.ts";
+import { planRegistriesConf, readHostConf, writeRegistriesConf } from "../registries_conf_file.ts";
+import { RegistryStore } from "../registry_store.ts";
+import { openSource } from "../source.ts";
+
+/** Options of `isoload load`. */
+export interface LoadOptions {
+  source: string;
+  dataDir: string;
+  /** HOST:PORT clients reach the registry at. */
+  mirror: string;
+  /** registries.conf to write; undefined: write none. */
+  registriesConf?: string;
+  naming: NamingOptions;
+  /** True while the registry serves plain HTTP. */
+  insecure: boolean;
+}
+
+/** What a load did, for the summary and for tests. */
+export interface LoadResult {
+  images: number;
+  blobsWritten: number;
+  bytesWritten: number;
+  blobsSkipped: number;
+  linksWritten: number;
+  nothingToDo: boolean;
+}
+
+/** Runs a load. */
+export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> {
+  const started = performance.now();
+  const dataDir = resolve(opts.dataDir);
+  const store = new RegistryStore(dataDir);
+  // The host's registries configuration is checked first: a malformed file fails the run before any work.
+  const host = opts.registriesConf ? await readHostConf(opts.registriesConf) : undefined;
+  const source = await openSource(opts.source);
+  const lock = await lockDataDir(store.stateDir, `load ${opts.source} into ${dataDir}`);
+  try {
+    await store.clearTemp();
+    const previous = await readRecords(dataDir);
+    let marked = false;
+    const markIncomplete = async () => {
+      if (marked) return;
+      marked = true;
+      const r: Records = previous ?? { version: 1, complete: false, images: [], blobs: 0, bytes: 0, loads: [] };
+      await writeRecords(dataDir, { ...r, complete: false });
+    };
+    store.beforeWrite = markIncomplete;
+
+    log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into ${dataDir}`);
+    const progress = byteProgress(log, "load", source.size);
+    const pass = await ingest(source, store, (pos, what) => progress(pos, what));
+    log.endProgress();
+
+    const { plan, sizes } = await catalog(pass, store, opts.naming);
+    if (plan.missing.length) {
+      const first = plan.missing[0];
+      const hint = pass.format.name === "oc-mirror-v2"
+        ? " This looks like a later archive of an incremental oc-mirror series: load the earlier archives into the same --data-dir first."
+        : "";
+      throw new InputError(
+        `Cannot load ${source.path}: ${plan.missing.length} blobs the images need are neither in it nor in ${dataDir} ` +
+          `(first: ${first.image} needs ${first.what} ${first.digest}).${hint}`,
+      );
+    }
+    for (const a of plan.absentChildren) {
+      log.info(`note: ${a.image} lists ${a.platform} manifest ${a.digest}, which the archive does not carry; it is left out`);
+    }
+    let linksWritten = 0;
+    for (const [path, digest] of plan.links) {
+      if (await store.writeLink(path, digest)) linksWritten++;
+    }
+
+    const images = mergeImages(previous?.images ?? [], plan.images);
+    const blobDigests = new Set(plan.links.map(([, d]) => d));
+    for (const img of previous?.images ?? []) blobDigests.add(img.digest);
+    const loads = [...(previous?.loads ?? [])];
+    const sourcePath = resolve(opts.source);
+    const nothingToDo = pass.written.blobs === 0 && linksWritten === 0 && !marked &&
+      previous?.complete === true && JSON.stringify(previous.images) === JSON.stringify(images);
+    if (!nothingToDo) {
+      if (!loads.some((l) => l.source === sourcePath)) loads.push({ source: sourcePath, format: pass.format.name });
+      let bytes = 0;
+      for (const d of blobDigests) bytes += sizes.get(d) ?? (await store.blobSize(d)) ?? 0;
+      await writeRecords(dataDir, { version: 1, complete: true, images, blobs: blobDigests.size, bytes, loads });
+    }
+
+    if (host) {
+      const confPlan = planRegistriesConf(
+        host,
+        mirrorTargets(images, opts.mirror),
+        opts.insecure,
+        `Mirrors of the images isoload loaded into ${dataDir}, served at ${opts.mirror}.`,
+      );
+      confPlan.warnings.forEach((w) => log.warn(w));
+      const res = await writeRegistriesConf(host, confPlan);
+      if (res.changed) {
+        log.info(`Wrote ${host.target}${res.backup ? ` (previous content kept in ${res.backup})` : ""}`);
+      }
+    }
+
+    const took = formatDuration(performance.now() - started);
+    if (nothingToDo) {
+      log.info(`Nothing to do: ${dataDir} already holds all ${images.length} images of ${source.path} (checked in ${took})`);
+    } else {
+      log.info(
+        `Loaded ${plan.images.length} images from ${source.path} in ${took}: wrote ${pass.written.blobs} blobs ` +
+          `(${formatBytes(pass.written.bytes)}), kept ${pass.skipped.blobs} already present, wrote ${linksWritten} links`,
+      );
+    }
+    return {
+      images: plan.images.length,
+      blobsWritten: pass.written.blobs,
+      bytesWritten: pass.written.bytes,
+      blobsSkipped: pass.skipped.blobs,
+      linksWritten,
+      nothingToDo,
+    };
+  } finally {
+    lock.release();
+    source.close();
+  }
+}

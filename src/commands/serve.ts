@@ -1,0 +1,165 @@
+/** `isoload serve`: a read-only registry over DIR, in the foreground, with readiness. */
+import { join, resolve } from "node:path";
+import { atomicWrite } from "../atomic_write.ts";
+import { EnvironmentError, ExitCode, TimeoutError } from "../errors.ts";
+import type { LoadedImage } from "../images.ts";
+import { formatDuration, type Logger } from "../log.ts";
+import { expectedManifests, probeAddress, probeRegistry } from "../readiness.ts";
+import { requireRecords } from "../records.ts";
+import { parseReference, repositoryOf } from "../reference.ts";
+import { registryEnv, renderRegistryConfig } from "../registry_config.ts";
+import { exportOciLayout } from "../oci_export.ts";
+import { sdNotify } from "../sd_notify.ts";
+import { lastLine, runTool } from "../tools.ts";
+
+/** Options of `isoload serve`. */
+export interface ServeOptions {
+  dataDir: string;
+  listen: string;
+  registryCommand?: string;
+  registryImage?: string;
+  readyTimeoutMs: number;
+}
+
+/** The fixed container name, so `--replace` clears a container left by an earlier boot. */
+export const CONTAINER_NAME = "isoload-registry";
+const IN_CONTAINER_ROOT = "/var/lib/registry";
+const IN_CONTAINER_CONFIG = "/etc/docker/registry/config.yml";
+
+/** Finds REF among the loaded images: by digest (image or child) or by tag. */
+export function findLoadedImage(images: LoadedImage[], ref: string): { image: LoadedImage; digest: string } | undefined {
+  const r = parseReference(ref);
+  if (!r || !r.domain) return undefined;
+  const repo = repositoryOf(r);
+  for (const img of images) {
+    if (img.source !== repo) continue;
+    if (r.digest && (img.digest === r.digest || img.children?.includes(r.digest))) return { image: img, digest: r.digest };
+    if (!r.digest && img.tags.includes(r.tag ?? "latest")) return { image: img, digest: img.digest };
+  }
+  return undefined;
+}
+
+/** Makes REF present in containers-storage, loading it from DIR when it is one of DIR's images. */
+async function ensureImage(dataDir: string, images: LoadedImage[], ref: string, log: Logger): Promise<void> {
+  const exists = await runTool("podman", ["image", "exists", ref]);
+  if (exists.code === 0) return;
+  const found = findLoadedImage(images, ref);
+  if (!found) {
+    throw new EnvironmentError(`Cannot run registry image ${ref}: it is not in containers-storage and not among the images in ${dataDir}`);
+  }
+  log.info(`Loading registry image ${ref} from ${dataDir} into containers-storage`);
+  const tmp = join(dataDir, "isoload", "tmp", `registry-image-${Deno.pid}`);
+  try {
+    await exportOciLayout(dataDir, found.image.repository, found.digest, tmp);
+    const res = await runTool("skopeo", ["copy", "--quiet", `oci:${tmp}`, `containers-storage:${ref}`]);
+    if (res.code !== 0) throw new EnvironmentError(`Cannot load registry image ${ref} from ${dataDir}: skopeo: ${lastLine(res.stderr)}`);
+  } finally {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Runs the registry until a signal or its death; resolves to the exit code. */
+export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
+  const dataDir = resolve(opts.dataDir);
+  const records = await requireRecords(dataDir, `serve ${dataDir}`);
+  const configPath = join(dataDir, "isoload", "registry", "config.yml");
+  const inContainer = !!opts.registryImage;
+  const cfg = { rootDirectory: inContainer ? IN_CONTAINER_ROOT : dataDir, listen: opts.listen };
+  await atomicWrite(configPath, renderRegistryConfig(cfg));
+
+  let command: Deno.Command;
+  if (opts.registryImage) {
+    await ensureImage(dataDir, records.images, opts.registryImage, log);
+    const env = Object.entries({ ...registryEnv(cfg), REGISTRY_CONFIGURATION_PATH: IN_CONTAINER_CONFIG })
+      .flatMap(([k, v]) => ["-e", `${k}=${v}`]);
+    command = new Deno.Command("podman", {
+      args: [
+        "run", "--rm", "--replace", "--name", CONTAINER_NAME, "--net", "host", "--pull", "never",
+        "-v", `${dataDir}:${IN_CONTAINER_ROOT}:ro,Z`, "-v", `${configPath}:${IN_CONTAINER_CONFIG}:ro,Z`,
+        ...env, opts.registryImage,
+      ],
+      stdin: "null",
+    });
+  } else {
+    command = new Deno.Command(opts.registryCommand!, {
+      args: ["serve", configPath],
+      env: { REGISTRY_CONFIGURATION_PATH: configPath },
+      stdin: "null",
+    });
+  }
+  let child: Deno.ChildProcess;
+  try {
+    child = command.spawn();
+  } catch (e) {
+    const what = opts.registryImage ? "podman" : opts.registryCommand;
+    if (e instanceof Deno.errors.NotFound) throw new EnvironmentError(`Cannot start registry: ${what} not found`);
+    throw new EnvironmentError(`Cannot start registry with ${what}`, { cause: e });
+  }
+
+  let stopping = false;
+  const stop = (sig: Deno.Signal) => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`Received ${sig}: stopping the registry`);
+    try {
+      child.kill("SIGTERM");
+    } catch { /* gone */ }
+    setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 15_000).unref?.();
+  };
+  const onTerm = () => stop("SIGTERM");
+  const onInt = () => stop("SIGINT");
+  Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGINT", onInt);
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  try {
+    const base = `http://${probeAddress(opts.listen)}`;
+    const manifests = expectedManifests(records.images);
+    const started = performance.now();
+    let last = { apiUp: false, missing: [] as string[] };
+    let lastReport = 0;
+    while (!exited && !stopping) {
+      last = await probeRegistry(base, manifests);
+      if (last.apiUp && last.missing.length === 0) break;
+      const waited = performance.now() - started;
+      if (waited > opts.readyTimeoutMs) {
+        stop("SIGTERM");
+        await status;
+        throw new TimeoutError(
+          `Cannot serve ${dataDir}: registry not ready after ${formatDuration(waited)} (` +
+            (last.apiUp ? `${last.missing.length} manifests not served, first ${last.missing[0]}` : `${base}/v2/ does not answer`) + ")",
+        );
+      }
+      if (waited - lastReport > 5000) {
+        lastReport = waited;
+        log.info(`Waiting for the registry at ${base}: ${last.apiUp ? `${last.missing.length} manifests not served yet` : "/v2/ not answering yet"}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (!exited && !stopping) {
+      log.info(
+        `Registry ready at ${base} (listening on ${opts.listen}): ${records.images.length} images, ${manifests.length} manifests served from ${dataDir}`,
+      );
+      await sdNotify(`READY=1\nSTATUS=Serving ${records.images.length} images on ${opts.listen}`);
+    }
+    const s = await status;
+    if (stopping) return ExitCode.ok;
+    throw new EnvironmentError(`Cannot serve ${dataDir}: the registry exited with ${s.signal ? `signal ${s.signal}` : `code ${s.code}`}`);
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGINT", onInt);
+    if (!exited) {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await status;
+    }
+  }
+}

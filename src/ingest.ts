@@ -1,0 +1,116 @@
+/**
+ * The one streaming pass: every entry of the source is classified by its
+ * format; blobs are verified and put in place (or skipped when already there),
+ * metadata is kept in memory for naming the images afterwards.
+ */
+import { InputError } from "./errors.ts";
+import type { ArchiveFormat } from "./formats/format.ts";
+import { MAX_META_BYTES } from "./formats/format.ts";
+import { looksLikeOciLayout, ociLayout } from "./formats/oci_layout.ts";
+import { looksLikeOcMirror, looksLikeOcMirrorV1, ocMirror } from "./formats/oc_mirror.ts";
+import type { Source, SourceEntry } from "./source.ts";
+
+/** What the pass saw and did. */
+export interface IngestResult {
+  format: ArchiveFormat;
+  meta: Map<string, Uint8Array>;
+  /** Blob digests the source carried, with sizes. */
+  blobs: Map<string, number>;
+  written: { blobs: number; bytes: number };
+  skipped: { blobs: number; bytes: number };
+}
+
+/** Where verified blobs go; RegistryStore is one, inspect keeps manifests in memory. */
+export interface BlobSink {
+  /** Size of a blob already in place, or undefined. */
+  blobSize(digest: string): Promise<number | undefined>;
+  /** Takes a blob's bytes (it may leave them unread: the reader then skips them). */
+  putBlob(digest: string, size: number, chunks: AsyncIterable<Uint8Array>, label: string): Promise<void>;
+}
+
+/** Progress callback: bytes of the source consumed so far, and the entry at hand. */
+export type IngestProgress = (position: number, entry: string) => void;
+
+/** Decides the format from the first path that is characteristic of one. */
+export function detectFormat(path: string): ArchiveFormat | undefined {
+  if (looksLikeOcMirrorV1(path)) {
+    throw new InputError(
+      "Cannot read source: it is an oc-mirror v1 archive (v2/, publish/); isoload reads oc-mirror v2 archives and OCI layouts",
+    );
+  }
+  if (looksLikeOcMirror(path)) return ocMirror;
+  if (looksLikeOciLayout(path)) return ociLayout;
+  return undefined;
+}
+
+async function readSmall(entry: SourceEntry, max: number): Promise<Uint8Array> {
+  if (entry.size > max) throw new InputError(`Cannot read ${entry.path}: ${entry.size} bytes is more than the ${max}-byte limit`);
+  const out = new Uint8Array(entry.size);
+  let o = 0;
+  for await (const c of entry.chunks()) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Streams `source` into `store` once. */
+export async function ingest(source: Source, store: BlobSink, progress?: IngestProgress): Promise<IngestResult> {
+  let format: ArchiveFormat | undefined;
+  const meta = new Map<string, Uint8Array>();
+  const blobs = new Map<string, number>();
+  const written = { blobs: 0, bytes: 0 };
+  const skipped = { blobs: 0, bytes: 0 };
+  for await (const entry of source) {
+    progress?.(source.position, entry.path);
+    if (entry.kind === "directory" || entry.path === "") continue;
+    if (!format) {
+      format = detectFormat(entry.path);
+      if (!format) continue;
+    }
+    if (entry.kind === "special") {
+      throw new InputError(`Cannot read source: entry ${JSON.stringify(entry.path)} is a device, FIFO or other special file`);
+    }
+    const role = format.classify(entry.path);
+    if (role.role === "ignore") continue;
+    if (entry.kind !== "file") {
+      throw new InputError(`Cannot read source: ${entry.path} is a ${entry.kind}, not a regular file`);
+    }
+    if (role.role === "meta") {
+      const bytes = await readSmall(entry, MAX_META_BYTES);
+      const prev = meta.get(entry.path);
+      if (prev && !sameBytes(prev, bytes)) {
+        throw new InputError(`Cannot read source: ${entry.path} appears twice with different content`);
+      }
+      meta.set(entry.path, bytes);
+      continue;
+    }
+    const { digest } = role;
+    const known = blobs.get(digest);
+    if (known !== undefined && known !== entry.size) {
+      throw new InputError(`Cannot read source: blob ${digest} appears twice with different sizes`);
+    }
+    blobs.set(digest, entry.size);
+    const have = await store.blobSize(digest);
+    if (have === entry.size) {
+      // Already verified into place by an earlier run: leave the bytes unread (a seek on a file).
+      skipped.blobs++;
+      skipped.bytes += entry.size;
+      continue;
+    }
+    await store.putBlob(digest, entry.size, entry.chunks(), entry.path);
+    written.blobs++;
+    written.bytes += entry.size;
+  }
+  progress?.(source.position, "");
+  if (!format) {
+    throw new InputError(
+      `Cannot read ${source.path}: it is neither an oc-mirror v2 archive (docker/registry/v2/) nor an OCI image layout (oci-layout, index.json)`,
+    );
+  }
+  return { format, meta, blobs, written, skipped };
+}

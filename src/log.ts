@@ -1,0 +1,103 @@
+/**
+ * Messages for people and journald: one line each, on stderr, no colour or
+ * escape codes unless stderr is a terminal. Results go to stdout.
+ */
+
+/** Where isoload's messages go. */
+export interface Logger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  /** A progress line: rewritten in place on a TTY, printed as-is otherwise. */
+  progress(msg: string): void;
+  /** Ends a live progress line so the next message starts clean. */
+  endProgress(): void;
+}
+
+const enc = new TextEncoder();
+
+/** The logger for the console; `quiet` keeps only warnings. */
+export function consoleLogger(quiet = false): Logger {
+  const tty = Deno.stderr.isTerminal();
+  let live = false;
+  const write = (s: string) => Deno.stderr.writeSync(enc.encode(s));
+  const endProgress = () => {
+    if (live) write("\n");
+    live = false;
+  };
+  return {
+    info(msg) {
+      if (quiet) return;
+      endProgress();
+      write(`${msg}\n`);
+    },
+    warn(msg) {
+      endProgress();
+      write(`warning: ${msg}\n`);
+    },
+    progress(msg) {
+      if (quiet) return;
+      if (tty) {
+        write(`\r\x1b[2K${msg}`);
+        live = true;
+      } else write(`${msg}\n`);
+    },
+    endProgress,
+  };
+}
+
+/** A logger that records lines, for tests. */
+export function memoryLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return {
+    lines,
+    info: (m) => void lines.push(m),
+    warn: (m) => void lines.push(`warning: ${m}`),
+    progress: (m) => void lines.push(m),
+    endProgress: () => {},
+  };
+}
+
+/** "1.5 GB" style sizes (decimal units, as disks are sold). */
+export function formatBytes(n: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[i]}`;
+}
+
+/** "3.2s" / "2m05s". */
+export function formatDuration(ms: number): string {
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+}
+
+/**
+ * Throttled progress for a byte count: at most one line per `everyMs`
+ * (plain output also every 10%), with rate and ETA.
+ */
+export function byteProgress(log: Logger, label: string, total: number, everyMs = 5000): (done: number, what: string) => void {
+  const start = performance.now();
+  let lastAt = 0;
+  let lastPct = -10;
+  const tty = Deno.stderr.isTerminal();
+  return (done, what) => {
+    const now = performance.now();
+    const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
+    // Short work gets no progress at all: the summary line says enough.
+    if (now - start < 1000) return;
+    const due = tty ? now - lastAt >= 200 : now - lastAt >= everyMs || pct >= lastPct + 10;
+    if (!due && done < total) return;
+    if (done >= total && lastPct >= 100) return;
+    lastAt = now;
+    lastPct = pct;
+    const secs = (now - start) / 1000;
+    const rate = secs > 0 ? done / secs : 0;
+    const eta = rate > 0 && total > done ? ` ETA ${formatDuration(((total - done) / rate) * 1000)}` : "";
+    log.progress(`${label}: ${pct}% ${formatBytes(done)}/${formatBytes(total)} ${formatBytes(rate)}/s${eta}${what ? ` ${what}` : ""}`);
+  };
+}

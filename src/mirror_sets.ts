@@ -1,0 +1,30 @@
+/** Mirror-set documents for the installed cluster (openshift/api config/v1, operator/v1alpha1). */
+import { stringify } from "yaml";
+import type { LoadedImage } from "./images.ts";
+
+/** The kinds `mirror-config` writes. */
+export type MirrorSetKind = "idms" | "itms" | "icsp";
+
+/** One YAML document mapping every source repository to its mirror. */
+export function renderMirrorSet(images: LoadedImage[], mirrorHost: string, kind: MirrorSetKind, name = "isoload"): string {
+  const bySource = new Map<string, string>();
+  for (const img of images) {
+    if (kind === "itms" && img.tags.length === 0) continue;
+    bySource.set(img.source, `${mirrorHost}/${img.repository}`);
+  }
+  const entries = [...bySource.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([source, mirror]) => ({
+    source,
+    mirrors: [mirror],
+  }));
+  const doc = kind === "idms"
+    ? { apiVersion: "config.openshift.io/v1", kind: "ImageDigestMirrorSet", metadata: { name }, spec: { imageDigestMirrors: entries } }
+    : kind === "itms"
+    ? { apiVersion: "config.openshift.io/v1", kind: "ImageTagMirrorSet", metadata: { name }, spec: { imageTagMirrors: entries } }
+    : {
+      apiVersion: "operator.openshift.io/v1alpha1",
+      kind: "ImageContentSourcePolicy",
+      metadata: { name },
+      spec: { repositoryDigestMirrors: entries },
+    };
+  return stringify(doc, { lineWidth: 0 });
+}

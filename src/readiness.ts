@@ -1,0 +1,66 @@
+/** Readiness of a registry: `/v2/` answers and every recorded manifest is served by digest. */
+import type { LoadedImage } from "./images.ts";
+import { MANIFEST_ACCEPT } from "./manifest.ts";
+
+/** What a probe found. */
+export interface ProbeResult {
+  apiUp: boolean;
+  /** `repository@digest` of manifests not (yet) served. */
+  missing: string[];
+}
+
+/** Every manifest a client may ask for: each image and each child of an index. */
+export function expectedManifests(images: LoadedImage[]): { repository: string; digest: string }[] {
+  const out: { repository: string; digest: string }[] = [];
+  for (const img of images) {
+    out.push({ repository: img.repository, digest: img.digest });
+    for (const c of img.children ?? []) out.push({ repository: img.repository, digest: c });
+  }
+  return out;
+}
+
+/** Probes once. `base` is e.g. `http://127.0.0.1:22625`. */
+export async function probeRegistry(
+  base: string,
+  manifests: { repository: string; digest: string }[],
+  client?: Deno.HttpClient,
+): Promise<ProbeResult> {
+  const signal = AbortSignal.timeout(5000);
+  try {
+    const r = await fetch(`${base}/v2/`, { signal, client });
+    await r.body?.cancel();
+    if (r.status !== 200 && r.status !== 401) return { apiUp: false, missing: manifests.map((m) => `${m.repository}@${m.digest}`) };
+  } catch {
+    return { apiUp: false, missing: manifests.map((m) => `${m.repository}@${m.digest}`) };
+  }
+  const missing: string[] = [];
+  const queue = [...manifests];
+  const worker = async () => {
+    for (let m = queue.shift(); m; m = queue.shift()) {
+      try {
+        const r = await fetch(`${base}/v2/${m.repository}/manifests/${m.digest}`, {
+          method: "HEAD",
+          headers: { Accept: MANIFEST_ACCEPT },
+          signal: AbortSignal.timeout(5000),
+          client,
+        });
+        await r.body?.cancel();
+        if (r.status !== 200) missing.push(`${m.repository}@${m.digest}`);
+      } catch {
+        missing.push(`${m.repository}@${m.digest}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, worker));
+  return { apiUp: true, missing: missing.sort() };
+}
+
+/** The address to probe for a listen address: a wildcard host is probed on loopback. */
+export function probeAddress(listen: string): string {
+  const i = listen.lastIndexOf(":");
+  const host = listen.slice(0, i);
+  const port = listen.slice(i + 1);
+  if (host === "" || host === "0.0.0.0") return `127.0.0.1:${port}`;
+  if (host === "[::]") return `[::1]:${port}`;
+  return listen;
+}

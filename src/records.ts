@@ -1,0 +1,59 @@
+/**
+ * What isoload loaded into a data directory, kept in `DIR/isoload/images.json`
+ * so every later command needs only DIR. Written atomically; `complete` is set
+ * only once every blob and link is in place.
+ */
+import { join } from "node:path";
+import { atomicWrite } from "./atomic_write.ts";
+import { InputError } from "./errors.ts";
+import type { LoadedImage } from "./images.ts";
+
+/** The records file. */
+export interface Records {
+  version: 1;
+  /** True once the last load finished: every blob and link in place. */
+  complete: boolean;
+  images: LoadedImage[];
+  /** Distinct blobs referenced by the images, and their total bytes. */
+  blobs: number;
+  bytes: number;
+  /** Each load that contributed, oldest first. */
+  loads: { source: string; format: string; finishedAt?: string }[];
+}
+
+/** Path of the records file in a data directory. */
+export function recordsPath(dataDir: string): string {
+  return join(dataDir, "isoload", "images.json");
+}
+
+/** Reads the records, or undefined when there are none yet. */
+export async function readRecords(dataDir: string): Promise<Records | undefined> {
+  const path = recordsPath(dataDir);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw new InputError(`Cannot read ${path}`, { cause: e });
+  }
+  try {
+    const r = JSON.parse(text) as Records;
+    if (r.version !== 1 || !Array.isArray(r.images)) throw new SyntaxError("unknown records version");
+    return r;
+  } catch (e) {
+    throw new InputError(`Cannot read ${path}: not isoload records`, { cause: e });
+  }
+}
+
+/** Reads records that must exist and be complete (for serve, mirror-config, …). */
+export async function requireRecords(dataDir: string, action: string): Promise<Records> {
+  const r = await readRecords(dataDir);
+  if (!r) throw new InputError(`Cannot ${action}: ${dataDir} holds no isoload load (run isoload load first)`);
+  if (!r.complete) throw new InputError(`Cannot ${action}: the load into ${dataDir} is unfinished (run isoload load again)`);
+  return r;
+}
+
+/** Writes the records atomically; same records, same bytes. */
+export async function writeRecords(dataDir: string, records: Records): Promise<void> {
+  await atomicWrite(recordsPath(dataDir), JSON.stringify(records, null, 2) + "\n");
+}

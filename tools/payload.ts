@@ -1,0 +1,215 @@
+/**
+ * Builds test and sample payloads: OCI image layouts of small runnable images
+ * (busybox-static) or large random ones, written directly per the OCI image
+ * spec. Layer tars come from GNU tar. Not part of the shipped binary.
+ */
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+
+/** A written blob's descriptor. */
+export interface Desc {
+  mediaType: string;
+  digest: string;
+  size: number;
+  platform?: { os: string; architecture: string };
+  annotations?: Record<string, string>;
+}
+
+/** Writes bytes as a blob of the layout at `dir`. */
+export async function writeBlob(dir: string, bytes: Uint8Array, mediaType: string): Promise<Desc> {
+  const hex = createHash("sha256").update(bytes).digest("hex");
+  await Deno.mkdir(join(dir, "blobs", "sha256"), { recursive: true });
+  await Deno.writeFile(join(dir, "blobs", "sha256", hex), bytes);
+  return { mediaType, digest: `sha256:${hex}`, size: bytes.length };
+}
+
+async function run(cmd: string, args: string[]): Promise<Uint8Array> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  return out.stdout;
+}
+
+/** A reproducible tar of a directory tree. */
+export async function tarOf(rootfs: string): Promise<Uint8Array> {
+  return await run("tar", ["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "--mtime=@0", "-C", rootfs, "-cf", "-", "."]);
+}
+
+async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** A rootfs with busybox-static as /bin/busybox and /bin/sh, plus extra files. */
+export async function busyboxRootfs(dir: string, extra: Record<string, string> = {}): Promise<string> {
+  const root = join(dir, `rootfs-${crypto.randomUUID()}`);
+  await Deno.mkdir(join(root, "bin"), { recursive: true });
+  await Deno.copyFile("/bin/busybox", join(root, "bin", "busybox"));
+  await Deno.symlink("busybox", join(root, "bin", "sh"));
+  for (const [p, text] of Object.entries(extra)) {
+    await Deno.mkdir(join(root, p, ".."), { recursive: true });
+    await Deno.writeTextFile(join(root, p), text);
+  }
+  return root;
+}
+
+/** Options of one image. */
+export interface ImageOptions {
+  layers: Uint8Array[];
+  cmd?: string[];
+  entrypoint?: string[];
+  env?: string[];
+  arch?: string;
+  gzipLayers?: boolean;
+  /** Docker v2s2 media types instead of OCI. */
+  docker?: boolean;
+}
+
+/** Writes an image's layers, config and manifest; returns the manifest descriptor. */
+export async function writeImage(dir: string, o: ImageOptions): Promise<Desc> {
+  const layerType = o.docker
+    ? "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    : o.gzipLayers
+    ? "application/vnd.oci.image.layer.v1.tar+gzip"
+    : "application/vnd.oci.image.layer.v1.tar";
+  const layers: Desc[] = [];
+  const diffIds: string[] = [];
+  for (const l of o.layers) {
+    diffIds.push(`sha256:${createHash("sha256").update(l).digest("hex")}`);
+    const bytes = o.gzipLayers || o.docker ? await gzip(l) : l;
+    layers.push(await writeBlob(dir, bytes, layerType));
+  }
+  const arch = o.arch ?? "amd64";
+  const config = {
+    architecture: arch,
+    os: "linux",
+    config: { Cmd: o.cmd, Entrypoint: o.entrypoint, Env: o.env ?? ["PATH=/bin:/usr/bin"] },
+    rootfs: { type: "layers", diff_ids: diffIds },
+  };
+  const configDesc = await writeBlob(
+    dir,
+    new TextEncoder().encode(JSON.stringify(config)),
+    o.docker ? "application/vnd.docker.container.image.v1+json" : "application/vnd.oci.image.config.v1+json",
+  );
+  const mediaType = o.docker ? "application/vnd.docker.distribution.manifest.v2+json" : "application/vnd.oci.image.manifest.v1+json";
+  const manifest = { schemaVersion: 2, mediaType, config: configDesc, layers };
+  const desc = await writeBlob(dir, new TextEncoder().encode(JSON.stringify(manifest)), mediaType);
+  return { ...desc, platform: { os: "linux", architecture: arch } };
+}
+
+/** Writes an OCI index over child manifests. */
+export async function writeIndex(dir: string, children: Desc[]): Promise<Desc> {
+  const mediaType = "application/vnd.oci.image.index.v1+json";
+  const index = { schemaVersion: 2, mediaType, manifests: children };
+  return await writeBlob(dir, new TextEncoder().encode(JSON.stringify(index)), mediaType);
+}
+
+/** Writes `oci-layout` and `index.json` naming each entry with `org.opencontainers.image.ref.name`. */
+export async function writeLayoutIndex(dir: string, entries: { desc: Desc; name?: string }[]): Promise<void> {
+  await Deno.writeTextFile(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  const manifests = entries.map(({ desc, name }) => ({
+    mediaType: desc.mediaType,
+    digest: desc.digest,
+    size: desc.size,
+    ...(name ? { annotations: { "org.opencontainers.image.ref.name": name } } : {}),
+  }));
+  await Deno.writeTextFile(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests }));
+}
+
+/** The standard fixture's images, by role. */
+export interface Fixture {
+  dir: string;
+  /** Full reference (with tag or digest) → manifest digest, and what the image prints. */
+  images: { name: string; source: string; digest: string; prints?: string; children?: Desc[] }[];
+}
+
+/**
+ * The standard small fixture: a runnable tagged image (gzip layer), a
+ * multi-platform index, a Docker-format image and a digest-only image.
+ */
+export async function buildSampleLayout(dir: string, work: string): Promise<Fixture> {
+  const images: Fixture["images"] = [];
+  const hello = await tarOf(await busyboxRootfs(work, { "etc/motd": "hello\n" }));
+  const a = await writeImage(dir, { layers: [hello], cmd: ["/bin/busybox", "echo", "hello from isoload"], gzipLayers: true });
+  images.push({ name: "quay.io/isoload-test/hello:v1", source: "quay.io/isoload-test/hello", digest: a.digest, prints: "hello from isoload" });
+  const amd = await writeImage(dir, { layers: [hello], cmd: ["/bin/busybox", "echo", "multi amd64"], arch: "amd64" });
+  const armLayer = await tarOf(await busyboxRootfs(work, { "etc/arch": "arm64\n" }));
+  const arm = await writeImage(dir, { layers: [armLayer], cmd: ["/bin/busybox", "echo", "multi arm64"], arch: "arm64" });
+  const idx = await writeIndex(dir, [amd, arm]);
+  images.push({ name: "quay.io/isoload-test/multi:v1", source: "quay.io/isoload-test/multi", digest: idx.digest, prints: "multi amd64", children: [amd, arm] });
+  const dock = await writeImage(dir, { layers: [hello], cmd: ["/bin/busybox", "echo", "docker format"], docker: true });
+  images.push({ name: "registry.example.com:5000/team/docker-fmt:latest", source: "registry.example.com:5000/team/docker-fmt", digest: dock.digest, prints: "docker format" });
+  const dig = await writeImage(dir, { layers: [hello], cmd: ["/bin/busybox", "echo", "by digest"] });
+  images.push({ name: `quay.io/openshift-release-dev/ocp-v4.0-art-dev@${dig.digest}`, source: "quay.io/openshift-release-dev/ocp-v4.0-art-dev", digest: dig.digest, prints: "by digest" });
+  const descs = [a, idx, dock, dig];
+  await writeLayoutIndex(dir, descs.map((desc, i) => ({ desc, name: images[i].name })));
+  return { dir, images };
+}
+
+/** Tars a directory's content with GNU tar (entries relative, no leading "./"). */
+export async function tarDirectory(dir: string, out: string): Promise<void> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) names.push(e.name);
+  await run("tar", ["-C", dir, "-cf", out, ...names.sort()]);
+}
+
+/**
+ * A large payload for benchmarks: `count` images, each one random layer of
+ * `layerBytes` (a valid tar holding one file), written by streaming.
+ */
+export async function buildLargeLayout(dir: string, count: number, layerBytes: number): Promise<Fixture> {
+  const images: Fixture["images"] = [];
+  const descs: Desc[] = [];
+  await Deno.mkdir(join(dir, "blobs", "sha256"), { recursive: true });
+  for (let i = 0; i < count; i++) {
+    const tmp = join(dir, "blobs", "layer.tmp");
+    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    const hash = createHash("sha256");
+    const put = async (b: Uint8Array) => {
+      hash.update(b);
+      let o = 0;
+      while (o < b.length) o += await f.write(b.subarray(o));
+    };
+    const header = new Uint8Array(512);
+    const enc = new TextEncoder();
+    header.set(enc.encode(`data-${i}.bin`), 0);
+    header.set(enc.encode("0000644\0"), 100);
+    header.set(enc.encode("0000000\0"), 108);
+    header.set(enc.encode("0000000\0"), 116);
+    header.set(enc.encode(layerBytes.toString(8).padStart(11, "0") + "\0"), 124);
+    header.set(enc.encode("00000000000\0"), 136);
+    header[156] = 0x30;
+    header.set(enc.encode("ustar\u000000"), 257);
+    header.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const b of header) sum += b;
+    header.set(enc.encode(sum.toString(8).padStart(6, "0") + "\0 "), 148);
+    await put(header);
+    const chunk = new Uint8Array(1 << 20);
+    let left = layerBytes;
+    let seed = i + 1;
+    while (left > 0) {
+      const n = Math.min(left, chunk.length);
+      for (let j = 0; j < n; j += 65536) crypto.getRandomValues(chunk.subarray(j, Math.min(n, j + 65536)));
+      chunk[0] = seed++ & 0xff;
+      await put(chunk.subarray(0, n));
+      left -= n;
+    }
+    const pad = (512 - (layerBytes % 512)) % 512;
+    await put(new Uint8Array(pad + 1024));
+    f.close();
+    const hex = hash.digest("hex");
+    const size = (await Deno.stat(tmp)).size;
+    await Deno.rename(tmp, join(dir, "blobs", "sha256", hex));
+    const layer: Desc = { mediaType: "application/vnd.oci.image.layer.v1.tar", digest: `sha256:${hex}`, size };
+    const config = await writeBlob(dir, new TextEncoder().encode(JSON.stringify({
+      architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [layer.digest] },
+    })), "application/vnd.oci.image.config.v1+json");
+    const manifest = { schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config, layers: [layer] };
+    const desc = await writeBlob(dir, new TextEncoder().encode(JSON.stringify(manifest)), manifest.mediaType);
+    const name = `quay.io/isoload-bench/image-${String(i).padStart(3, "0")}:v1`;
+    images.push({ name, source: name.split(":")[0], digest: desc.digest });
+    descs.push(desc);
+  }
+  await writeLayoutIndex(dir, descs.map((desc, i) => ({ desc, name: images[i].name })));
+  return { dir, images };
+}
