@@ -1,0 +1,97 @@
+/**
+ * Builds an oc-mirror v2 style archive the way oc-mirror does: push every
+ * image into a real distribution registry with skopeo, then tar the
+ * registry's storage tree with working-dir/cluster-resources mirror sets.
+ */
+import { join } from "node:path";
+import type { Fixture } from "./payload.ts";
+import { writeLayoutIndex } from "./payload.ts";
+
+async function run(cmd: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** The mirror repository (inside the archive) oc-mirror would use for a source. */
+export function ocMirrorRepo(source: string): string {
+  if (source.startsWith("quay.io/openshift-release-dev/")) return "openshift/release";
+  return source.slice(source.indexOf("/") + 1);
+}
+
+/** Writes `out` as an oc-mirror v2 archive of the fixture's images. */
+export async function buildOcMirrorArchive(fixture: Fixture, work: string, out: string): Promise<void> {
+  const root = join(work, "ocm-root");
+  const port = (() => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const p = (l.addr as Deno.NetAddr).port;
+    l.close();
+    return p;
+  })();
+  const config = join(work, "ocm-registry.yml");
+  await Deno.writeTextFile(config, [
+    "version: 0.1",
+    "log: {level: error}",
+    `storage: {filesystem: {rootdirectory: "${root}"}}`,
+    `http: {addr: "127.0.0.1:${port}"}`,
+    "",
+  ].join("\n"));
+  const reg = new Deno.Command("docker-registry", { args: ["serve", config], stdout: "null", stderr: "null" }).spawn();
+  try {
+    for (let i = 0; i < 100; i++) {
+      try {
+        const r = await fetch(`http://127.0.0.1:${port}/v2/`);
+        await r.body?.cancel();
+        if (r.ok) break;
+      } catch { /* not yet */ }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    for (const img of fixture.images) {
+      // A one-image layout sharing the fixture's blobs, so skopeo can pick it by position.
+      const one = join(work, `one-${img.digest.slice(7, 19)}`);
+      await Deno.mkdir(one, { recursive: true });
+      await Deno.symlink(join(fixture.dir, "blobs"), join(one, "blobs"));
+      const desc = JSON.parse(await Deno.readTextFile(join(fixture.dir, "index.json"))).manifests
+        .find((m: { digest: string }) => m.digest === img.digest);
+      await writeLayoutIndex(one, [{ desc }]);
+      const repo = ocMirrorRepo(img.source);
+      const tag = img.name.includes("@") ? undefined : img.name.slice(img.name.lastIndexOf(":") + 1);
+      const dest = `docker://127.0.0.1:${port}/${repo}${tag ? `:${tag}` : `@${img.digest}`}`;
+      await run("skopeo", ["copy", "--quiet", "--all", "--preserve-digests", "--dest-tls-verify=false", `oci:${one}`, dest]);
+    }
+  } finally {
+    reg.kill("SIGTERM");
+    await reg.status;
+  }
+  const cr = join(root, "working-dir", "cluster-resources");
+  await Deno.mkdir(cr, { recursive: true });
+  // A namespace-level entry for quay.io/isoload-test and a repository-level one for the release, as oc-mirror writes them.
+  await Deno.writeTextFile(join(cr, "idms-oc-mirror.yaml"), [
+    "apiVersion: config.openshift.io/v1",
+    "kind: ImageDigestMirrorSet",
+    "metadata:",
+    "  name: idms-release-0",
+    "spec:",
+    "  imageDigestMirrors:",
+    "  - mirrors:",
+    "    - localhost:55000/openshift/release",
+    "    source: quay.io/openshift-release-dev/ocp-v4.0-art-dev",
+    "  - mirrors:",
+    "    - localhost:55000/isoload-test",
+    "    source: quay.io/isoload-test",
+    "",
+  ].join("\n"));
+  await Deno.writeTextFile(join(cr, "itms-oc-mirror.yaml"), [
+    "apiVersion: config.openshift.io/v1",
+    "kind: ImageTagMirrorSet",
+    "metadata:",
+    "  name: itms-generic-0",
+    "spec:",
+    "  imageTagMirrors:",
+    "  - mirrors:",
+    "    - localhost:55000/team/docker-fmt",
+    "    source: registry.example.com:5000/team/docker-fmt",
+    "",
+  ].join("\n"));
+  await Deno.writeTextFile(join(root, "isc_20261128T000000Z"), "kind: ImageSetConfiguration\n");
+  await run("tar", ["-C", root, "-cf", out, "docker", "working-dir", "isc_20261128T000000Z"]);
+}
