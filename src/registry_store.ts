@@ -4,6 +4,7 @@
  * link files written atomically.
  */
 import { dirname, join } from "node:path";
+import { TruncatedError } from "./byte_reader.ts";
 import { atomicWrite, syncDir, writeAll } from "./atomic_write.ts";
 import { digestHex, newHasher } from "./digest.ts";
 import { InputError, wrapFsError } from "./errors.ts";
@@ -84,6 +85,7 @@ export class RegistryStore {
       } catch { /* closed */ }
       await Deno.remove(tmp).catch(() => {});
       if (e instanceof InputError) throw e;
+      if (e instanceof TruncatedError) throw new InputError(`Cannot load blob ${digest} (${label}): the source is truncated: ${e.message}`);
       throw wrapFsError(`write blob ${digest}`, e);
     }
   }

@@ -1,0 +1,152 @@
+/**
+ * Bad input: each case exits non-zero with a one-line cause, leaves no blob
+ * that does not match its digest, and touches nothing outside DIR.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { isoload, sampleFixture, withTempDir } from "./_helpers.ts";
+import { layoutEntries, makeTar, type RawEntry } from "./_tar.ts";
+
+/** Every file under `dir` with its bytes' digest; blobs must hash to their names. */
+async function checkTree(dir: string): Promise<string[]> {
+  const files: string[] = [];
+  const walk = async (d: string) => {
+    let list: Deno.DirEntry[] = [];
+    try {
+      for await (const e of Deno.readDir(d)) list.push(e);
+    } catch {
+      return;
+    }
+    list = list.sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of list) {
+      const p = join(d, e.name);
+      if (e.isDirectory) await walk(p);
+      else {
+        files.push(p);
+        const m = /blobs\/sha256\/[0-9a-f]{2}\/([0-9a-f]{64})\/data$/.exec(p);
+        if (m) assert.equal(createHash("sha256").update(await Deno.readFile(p)).digest("hex"), m[1], `${p} matches its digest`);
+      }
+    }
+  };
+  await walk(dir);
+  return files;
+}
+
+async function expectRefused(entries: RawEntry[] | Uint8Array, pattern: RegExp, opts: { end?: boolean; code?: number } = {}) {
+  await withTempDir("bad", async (dir) => {
+    const tar = join(dir, "in.tar");
+    await Deno.writeFile(tar, entries instanceof Uint8Array ? entries : makeTar(entries, { end: opts.end ?? true }));
+    const outside = join(dir, "outside");
+    await Deno.mkdir(outside);
+    const data = join(dir, "work", "data");
+    const conf = join(dir, "work", "r.conf");
+    const r = await isoload(["load", tar, "--quiet", "--data-dir", data, "--registries-conf", conf], { cwd: join(dir) });
+    assert.equal(r.code, opts.code ?? 3, `exit code (stderr: ${r.stderr})`);
+    const lines = r.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, `one line: ${r.stderr}`);
+    assert.match(lines[0], pattern);
+    assert.doesNotMatch(r.stderr, /\bat .*\.ts:\d+/, "no stack trace");
+    assert.deepEqual(await checkTree(outside), [], "nothing written outside DIR");
+    await assert.rejects(Deno.stat(conf), "no registries.conf written");
+    await checkTree(data);
+    await assert.rejects(Deno.stat(join(dir, "etc")));
+  });
+}
+
+async function sampleEntries(): Promise<RawEntry[]> {
+  return await layoutEntries((await sampleFixture()).fixture.dir);
+}
+
+Deno.test("load: a blob whose bytes do not match its digest is refused and never placed", async () => {
+  const entries = await sampleEntries();
+  const i = entries.findIndex((e) => e.name.startsWith("blobs/") && (e.data as Uint8Array).length > 100_000);
+  const data = new Uint8Array(entries[i].data as Uint8Array);
+  data[5000] ^= 0xff;
+  entries[i] = { ...entries[i], data };
+  await expectRefused(entries, /Cannot load blob sha256:[0-9a-f]{64} .*hash to sha256:/);
+});
+
+Deno.test("load: a truncated archive is refused", async () => {
+  const whole = makeTar(await sampleEntries());
+  await expectRefused(whole.subarray(0, Math.floor(whole.length / 2) + 100), /truncated/);
+});
+
+Deno.test("load: entries with .. or an absolute path are refused", async () => {
+  const entries = await sampleEntries();
+  await expectRefused([...entries.slice(0, 3), { name: "blobs/../../outside/evil", data: "x" }], /escapes the archive root/);
+  await expectRefused([...entries.slice(0, 3), { name: "/tmp/evil-abs", data: "x" }], /absolute path/);
+});
+
+Deno.test("load: symlinks and hard links leading outside are refused", async () => {
+  const entries = await sampleEntries();
+  await expectRefused([...entries.slice(0, 3), { name: "blobs/sha256/link", type: "2", linkname: "../../../outside" }], /points outside/);
+  await expectRefused([...entries.slice(0, 3), { name: "blobs/sha256/hl", type: "1", linkname: "../outside/x" }], /points outside/);
+  await expectRefused([...entries.slice(0, 3), { name: "blobs/sha256/abs", type: "2", linkname: "/etc/passwd" }], /points outside/);
+});
+
+Deno.test("load: an archive of neither format is refused", async () => {
+  await expectRefused([{ name: "hello.txt", data: "hello" }, { name: "dir/x", data: "y" }], /neither an oc-mirror v2 archive .* nor an OCI image layout/);
+  await expectRefused(new TextEncoder().encode("this is not a tar archive at all".repeat(40)), /not a tar archive/);
+});
+
+Deno.test("load: device files and FIFOs are refused", async () => {
+  const entries = await sampleEntries();
+  await expectRefused([...entries.slice(0, 2), { name: "blobs/sha256/fifo", type: "6" }], /special file/);
+});
+
+Deno.test("load: a manifest naming a missing blob is refused, naming the image", async () => {
+  const entries = await sampleEntries();
+  const { fixture } = await sampleFixture();
+  const hello = fixture.images[0];
+  const manifest = JSON.parse(new TextDecoder().decode(entries.find((e) => e.name.endsWith(hello.digest.slice(7)))!.data as Uint8Array));
+  const layer = manifest.layers[0].digest.slice(7);
+  await expectRefused(entries.filter((e) => !e.name.endsWith(layer)), /quay\.io\/isoload-test\/hello:v1 needs layer sha256:/);
+});
+
+Deno.test("load: a malformed existing registries.conf drop-in is left byte for byte and nothing is loaded", async () => {
+  const { tar } = await sampleFixture();
+  await withTempDir("badconf", async (dir) => {
+    const d = join(dir, "etc", "containers", "registries.conf.d");
+    await Deno.mkdir(d, { recursive: true });
+    const bad = "[[registry]\nprefix = quay.io\n";
+    await Deno.writeTextFile(join(d, "50-broken.conf"), bad);
+    await Deno.writeTextFile(join(d, "99-isoload.conf"), bad);
+    const data = join(dir, "data");
+    const r = await isoload(["load", tar, "--quiet", "--data-dir", data, "--registries-conf", join(d, "99-isoload.conf")]);
+    assert.equal(r.code, 4, r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /Cannot use .*99-isoload\.conf: not valid TOML/);
+    assert.equal(await Deno.readTextFile(join(d, "99-isoload.conf")), bad);
+    assert.equal(await Deno.readTextFile(join(d, "50-broken.conf")), bad);
+    await assert.rejects(Deno.stat(data), "nothing loaded");
+    // The other drop-in alone broken: refused as well, naming it.
+    await Deno.remove(join(d, "99-isoload.conf"));
+    const r2 = await isoload(["load", tar, "--data-dir", data, "--registries-conf", join(d, "99-isoload.conf")]);
+    assert.equal(r2.code, 4);
+    assert.match(r2.stderr, /50-broken\.conf/);
+    await assert.rejects(Deno.stat(join(d, "99-isoload.conf")));
+  });
+});
+
+Deno.test("load: an unnamed image or a name without registry is refused unless --source-registry says it", async () => {
+  const entries = await sampleEntries();
+  const index = JSON.parse(new TextDecoder().decode(entries[1].data as Uint8Array));
+  index.manifests = [index.manifests[0]];
+  index.manifests[0].annotations = { "org.opencontainers.image.ref.name": "isoload-test/hello:v1" };
+  const e2 = [entries[0], { name: "index.json", data: JSON.stringify(index) }, ...entries.slice(2)];
+  await expectRefused(e2, /names no registry; give --source-registry HOST/);
+  index.manifests[0].annotations = { "org.opencontainers.image.ref.name": "v1" };
+  await expectRefused([entries[0], { name: "index.json", data: JSON.stringify(index) }, ...entries.slice(2)], /only a tag/);
+  await withTempDir("srcreg", async (dir) => {
+    index.manifests[0].annotations = { "org.opencontainers.image.ref.name": "isoload-test/hello:v1" };
+    await Deno.writeFile(join(dir, "a.tar"), makeTar([entries[0], { name: "index.json", data: JSON.stringify(index) }, ...entries.slice(2)]));
+    const r = await isoload(["inspect", join(dir, "a.tar"), "--source-registry", "quay.io", "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).images[0].source, "quay.io/isoload-test/hello");
+  });
+});
+
+Deno.test("load: an oc-mirror v1 archive is refused by name", async () => {
+  await expectRefused([{ name: "v2/ns/repo/manifests/x", data: "{}" }, { name: "publish/.metadata.json", data: "{}" }], /oc-mirror v1/);
+});
