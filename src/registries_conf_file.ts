@@ -48,7 +48,12 @@ async function readIfExists(path: string): Promise<string | undefined> {
 export async function readHostConf(target: string): Promise<HostConf> {
   const host: HostConf = { target, before: [], after: [] };
   host.targetText = await readIfExists(target);
-  if (host.targetText !== undefined) parseRegistriesConf(host.targetText, target);
+  if (host.targetText !== undefined) {
+    const own = parseRegistriesConf(host.targetText, target);
+    if (own.v1 && !isOwned(host.targetText)) {
+      throw new ConfigError(`Cannot use ${target}: it uses the v1 format ([registries.search]); isoload will not mix v2 entries into it`);
+    }
+  }
   const dir = dirname(target);
   if (basename(dir) !== "registries.conf.d") return host;
   const main = join(dirname(dir), "registries.conf");
