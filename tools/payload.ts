@@ -213,3 +213,28 @@ export async function buildLargeLayout(dir: string, count: number, layerBytes: n
   await writeLayoutIndex(dir, descs.map((desc, i) => ({ desc, name: images[i].name })));
   return { dir, images };
 }
+
+/** A rootfs holding a host binary and the shared libraries `ldd` says it needs. */
+export async function binaryRootfs(dir: string, binary: string, at: string): Promise<string> {
+  const root = join(dir, `rootfs-${crypto.randomUUID()}`);
+  const copy = async (from: string, to: string) => {
+    await Deno.mkdir(join(root, to, ".."), { recursive: true });
+    await Deno.copyFile(await Deno.realPath(from), join(root, to));
+  };
+  await copy(binary, at);
+  const ldd = new TextDecoder().decode(await run("ldd", [binary]));
+  for (const m of ldd.matchAll(/(\/[^\s]+\.so[^\s]*)/g)) await copy(m[1], m[1]);
+  await Deno.mkdir(join(root, "tmp"), { recursive: true });
+  return root;
+}
+
+/** An image running the Debian distribution registry, like the release payload's docker-registry image. */
+export async function writeRegistryImage(dir: string, work: string): Promise<Desc> {
+  const rootfs = await binaryRootfs(work, "/usr/bin/docker-registry", "usr/bin/docker-registry");
+  return await writeImage(dir, {
+    layers: [await tarOf(rootfs)],
+    entrypoint: ["/usr/bin/docker-registry", "serve"],
+    cmd: ["/etc/docker/registry/config.yml"],
+    gzipLayers: true,
+  });
+}

@@ -101,9 +101,14 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
     if (stopping) return;
     stopping = true;
     log.info(`Received ${sig}: stopping the registry`);
-    try {
-      child.kill("SIGTERM");
-    } catch { /* gone */ }
+    if (opts.registryImage) {
+      // podman stop waits for the container to end; the client then removes it (--rm).
+      runTool("podman", ["stop", "--time", "10", CONTAINER_NAME]).catch(() => {});
+    } else {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+    }
     setTimeout(() => {
       try {
         child.kill("SIGKILL");
@@ -150,6 +155,7 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
       await sdNotify(`READY=1\nSTATUS=Serving ${records.images.length} images on ${opts.listen}`);
     }
     const s = await status;
+    if (opts.registryImage) await runTool("podman", ["rm", "--force", "--ignore", CONTAINER_NAME]).catch(() => {});
     if (stopping) return ExitCode.ok;
     throw new EnvironmentError(`Cannot serve ${dataDir}: the registry exited with ${s.signal ? `signal ${s.signal}` : `code ${s.code}`}`);
   } finally {

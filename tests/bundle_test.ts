@@ -1,0 +1,39 @@
+/**
+ * The bundle (`deno task bundle` → dist/isoload.js) is the offline proof of
+ * the module graph `deno compile` ships: copied alone into an empty
+ * directory, with no node_modules and no deno.json, it loads, serves and
+ * a pull through it works.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { freePort, isoload, ROOT, sampleFixture, serve, skopeoPull, tool, withTempDir } from "./_helpers.ts";
+
+Deno.test("dist/isoload.js alone runs load, serve and inspect end to end", async () => {
+  await tool(Deno.execPath(), ["task", "bundle"]);
+  const { tar, fixture } = await sampleFixture();
+  await withTempDir("bundle", async (dir) => {
+    const bin = join(dir, "bin");
+    await Deno.mkdir(bin);
+    const entry = join(bin, "isoload.js");
+    await Deno.copyFile(join(ROOT, "dist", "isoload.js"), entry);
+    const entries = [];
+    for await (const e of Deno.readDir(bin)) entries.push(e.name);
+    assert.deepEqual(entries, ["isoload.js"], "nothing beside the bundle");
+    const opts = { entry, cwd: bin, env: { DENO_DIR: join(dir, "deno-dir"), DENO_NO_PACKAGE_JSON: "1" } };
+    const help = await isoload(["--help"], opts);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Commands:/);
+    const port = freePort();
+    const data = join(dir, "data");
+    const conf = join(dir, "r.conf");
+    const load = await isoload(["load", tar, "--data-dir", data, "--mirror", `127.0.0.1:${port}`, "--registries-conf", conf], opts);
+    assert.equal(load.code, 0, load.stderr);
+    const served = await serve(["--data-dir", data, "--listen", `127.0.0.1:${port}`, "--registry-command", "/usr/bin/docker-registry"], opts);
+    try {
+      const img = fixture.images[0];
+      assert.equal(await skopeoPull(conf, `${img.source}@${img.digest}`, join(dir, "pull")), img.digest);
+    } finally {
+      await served.stop();
+    }
+  });
+});
