@@ -14,7 +14,7 @@ export function renderRegistryConfig(o: RegistryConfigOptions): string {
     "# Written by isoload: a read-only registry over a loaded data directory.",
     "version: 0.1",
     "log:",
-    "  level: info",
+    "  level: warn",
     "  formatter: text",
     "storage:",
     "  filesystem:",
