@@ -22,7 +22,7 @@ export class ByteReader {
   /** Absolute offset of `#buf[#start]` in the input. */
   #pos = 0;
 
-  constructor(file: ReadableFile, bufferSize = 4 << 20) {
+  constructor(file: ReadableFile, bufferSize = 1 << 20) {
     this.#file = file;
     this.#buf = new Uint8Array(bufferSize);
   }

@@ -64,9 +64,8 @@ export class RegistryStore {
     try {
       file = await Deno.open(tmp, { write: true, create: true, truncate: true });
       for await (const chunk of chunks) {
-        const w = writeAll(file, chunk);
         hasher.update(chunk);
-        await w;
+        await writeAll(file, chunk);
         written += chunk.length;
       }
       const got = `sha256:${hasher.digest("hex")}`;

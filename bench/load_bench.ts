@@ -1,0 +1,124 @@
+/**
+ * Benchmark of `isoload load` against its floor (GNU tar -xf of the same
+ * archive) and the HTTP push path oc-mirror takes (one `skopeo copy` per
+ * image into a running registry), all on one generated payload in one run.
+ * Wall time and peak RSS (GNU time) for each; figures as ratios to tar.
+ *
+ * Usage: deno run -A bench/load_bench.ts [--images N] [--layer-mb M] [--out DIR]
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { buildLargeLayout, tarDirectory, writeLayoutIndex } from "../tools/payload.ts";
+
+const args = parseArgs({
+  args: Deno.args,
+  options: { images: { type: "string", default: "40" }, "layer-mb": { type: "string", default: "26" }, out: { type: "string" } },
+});
+const images = Number(args.values.images);
+const layerBytes = Number(args.values["layer-mb"]) * 1_000_000;
+const root = new URL("..", import.meta.url).pathname;
+const work = args.values.out ?? await Deno.makeTempDir({ prefix: "isoload-bench-" });
+
+interface Measure {
+  wallS: number;
+  maxRssKb: number;
+}
+
+/** Runs a command under GNU time; returns wall seconds and peak RSS. */
+async function timed(cmd: string, argv: string[], env?: Record<string, string>): Promise<Measure> {
+  const tf = join(work, "time.txt");
+  const out = await new Deno.Command("/usr/bin/time", { args: ["-f", "%e %M", "-o", tf, cmd, ...argv], env, stdout: "null", stderr: "piped" })
+    .output();
+  if (!out.success) throw new Error(`${cmd} ${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  const [wall, rss] = (await Deno.readTextFile(tf)).trim().split("\n").at(-1)!.split(" ").map(Number);
+  return { wallS: wall, maxRssKb: rss };
+}
+
+const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
+
+console.log(`bench: generating ${images} images × ${layerBytes / 1e6} MB in ${work}`);
+const layout = join(work, "layout");
+const fixture = await buildLargeLayout(layout, images, layerBytes);
+const archive = join(work, "payload.tar");
+await tarDirectory(layout, archive);
+const size = (await Deno.stat(archive)).size;
+console.log(`bench: archive ${(size / 1e9).toFixed(2)} GB`);
+
+// Warm the page cache the same way for every contender.
+await timed("cat", [archive, "/dev/null"]);
+
+const results: [string, Measure][] = [];
+const fresh = async (name: string) => {
+  const d = join(work, name);
+  await Deno.remove(d, { recursive: true }).catch(() => {});
+  await Deno.mkdir(d, { recursive: true });
+  return d;
+};
+
+results.push(["GNU tar -xf (floor)", await timed("tar", ["-xf", archive, "-C", await fresh("tar-out")])]);
+{
+  const d = await fresh("tar-sync-out");
+  const m = await timed("sh", ["-c", `tar -xf "$0" -C "$1" && sync -f "$1"`, archive, d]);
+  results.push(["GNU tar -xf + sync", m]);
+}
+{
+  const data = await fresh("isoload-data");
+  results.push(["isoload load", await timed(Deno.execPath(), [
+    "run", "--allow-all", "--unstable-net", join(root, "main.ts"), "load", archive, "--data-dir", data, "--no-registries-conf", "--quiet",
+  ])]);
+  results.push(["isoload load (re-run, complete DIR)", await timed(Deno.execPath(), [
+    "run", "--allow-all", "--unstable-net", join(root, "main.ts"), "load", archive, "--data-dir", data, "--no-registries-conf", "--quiet",
+  ])]);
+}
+{
+  // The push path: a writable registry and one skopeo copy per image, as oc-mirror's disk-to-mirror does.
+  const regRoot = await fresh("push-registry");
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const cfg = join(work, "push-registry.yml");
+  await Deno.writeTextFile(cfg, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: "${regRoot}"}}\nhttp: {addr: "127.0.0.1:${port}"}\n`);
+  const reg = new Deno.Command("docker-registry", { args: ["serve", cfg], stdout: "null", stderr: "null" }).spawn();
+  for (let i = 0; i < 100; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/v2/`);
+      await r.body?.cancel();
+      if (r.ok) break;
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const index = JSON.parse(await Deno.readTextFile(join(layout, "index.json"))).manifests;
+  const script: string[] = [];
+  for (const [i, img] of fixture.images.entries()) {
+    const one = join(work, "push-layouts", String(i));
+    await Deno.mkdir(one, { recursive: true });
+    await Deno.symlink(join(layout, "blobs"), join(one, "blobs")).catch(() => {});
+    await writeLayoutIndex(one, [{ desc: index[i] }]);
+    script.push(`skopeo copy --quiet --dest-tls-verify=false oci:${one} docker://127.0.0.1:${port}/${img.source.slice(8)}:v1`);
+  }
+  const sh = join(work, "push.sh");
+  await Deno.writeTextFile(sh, script.join("\n") + "\n");
+  try {
+    results.push(["skopeo copy per image into a registry (push path)", await timed("sh", [sh])]);
+  } finally {
+    reg.kill("SIGTERM");
+    await reg.status;
+  }
+}
+
+const tar = results[0][1].wallS;
+const isoloadWall = results.find(([n]) => n === "isoload load")![1].wallS;
+const push = results.at(-1)![1].wallS;
+const lines = [
+  `payload: ${images} images, ${(size / 1e9).toFixed(2)} GB archive (page cache warm), ${Deno.build.arch}, ${navigator.hardwareConcurrency} CPUs`,
+  "",
+  "| contender | wall | × tar | peak RSS |",
+  "| --- | --- | --- | --- |",
+  ...results.map(([n, m]) => `| ${n} | ${m.wallS.toFixed(2)} s | ${(m.wallS / tar).toFixed(2)} | ${mb(m.maxRssKb)} |`),
+  "",
+  `isoload load: ${(isoloadWall / tar).toFixed(2)}× GNU tar, ${(push / isoloadWall).toFixed(1)}× faster than the push path`,
+];
+console.log(lines.join("\n"));
+await Deno.mkdir(join(root, "bench", "out"), { recursive: true });
+await Deno.writeTextFile(join(root, "bench", "out", "load_bench.md"), lines.join("\n") + "\n");
+if (!args.values.out) await Deno.remove(work, { recursive: true });
