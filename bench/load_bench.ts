@@ -48,6 +48,14 @@ console.log(`bench: archive ${(size / 1e9).toFixed(2)} GB`);
 await timed("cat", [archive, "/dev/null"]);
 
 const results: [string, Measure][] = [];
+const RUNS = 3;
+/** Median wall time of RUNS runs (each after `prepare`), and the largest peak RSS. */
+async function median(prepare: () => Promise<string[]>, cmd: string, env?: Record<string, string>): Promise<Measure> {
+  const ms: Measure[] = [];
+  for (let i = 0; i < RUNS; i++) ms.push(await timed(cmd, await prepare(), env));
+  ms.sort((a, b) => a.wallS - b.wallS);
+  return { wallS: ms[Math.floor(RUNS / 2)].wallS, maxRssKb: Math.max(...ms.map((m) => m.maxRssKb)) };
+}
 const fresh = async (name: string) => {
   const d = join(work, name);
   await Deno.remove(d, { recursive: true }).catch(() => {});
@@ -55,17 +63,12 @@ const fresh = async (name: string) => {
   return d;
 };
 
-results.push(["GNU tar -xf (floor)", await timed("tar", ["-xf", archive, "-C", await fresh("tar-out")])]);
+results.push(["GNU tar -xf (floor)", await median(async () => ["-xf", archive, "-C", await fresh("tar-out")], "tar")]);
+results.push(["GNU tar -xf + sync", await median(async () => ["-c", `tar -xf "$0" -C "$1" && sync -f "$1"`, archive, await fresh("tar-sync-out")], "sh")]);
 {
-  const d = await fresh("tar-sync-out");
-  const m = await timed("sh", ["-c", `tar -xf "$0" -C "$1" && sync -f "$1"`, archive, d]);
-  results.push(["GNU tar -xf + sync", m]);
-}
-{
-  const data = await fresh("isoload-data");
-  results.push(["isoload load", await timed(Deno.execPath(), [
-    "run", "--allow-all", "--unstable-net", join(root, "main.ts"), "load", archive, "--data-dir", data, "--no-registries-conf", "--quiet",
-  ])]);
+  const data = join(work, "isoload-data");
+  const loadArgs = ["run", "--allow-all", "--unstable-net", join(root, "main.ts"), "load", archive, "--data-dir", data, "--no-registries-conf", "--quiet"];
+  results.push(["isoload load", await median(async () => (await fresh("isoload-data"), loadArgs), Deno.execPath())]);
   results.push(["isoload load (re-run, complete DIR)", await timed(Deno.execPath(), [
     "run", "--allow-all", "--unstable-net", join(root, "main.ts"), "load", archive, "--data-dir", data, "--no-registries-conf", "--quiet",
   ])]);
@@ -99,7 +102,10 @@ results.push(["GNU tar -xf (floor)", await timed("tar", ["-xf", archive, "-C", a
   const sh = join(work, "push.sh");
   await Deno.writeTextFile(sh, script.join("\n") + "\n");
   try {
-    results.push(["skopeo copy per image into a registry (push path)", await timed("sh", [sh])]);
+    results.push(["skopeo copy per image into a registry (push path)", await median(async () => {
+      await fresh("push-registry");
+      return [sh];
+    }, "sh")]);
   } finally {
     reg.kill("SIGTERM");
     await reg.status;
@@ -110,7 +116,7 @@ const tar = results[0][1].wallS;
 const isoloadWall = results.find(([n]) => n === "isoload load")![1].wallS;
 const push = results.at(-1)![1].wallS;
 const lines = [
-  `payload: ${images} images, ${(size / 1e9).toFixed(2)} GB archive (page cache warm), ${Deno.build.arch}, ${navigator.hardwareConcurrency} CPUs`,
+  `payload: ${images} images, ${(size / 1e9).toFixed(2)} GB archive (page cache warm), work dir ${work}, ${Deno.build.arch}, ${navigator.hardwareConcurrency} CPUs; median of ${RUNS} runs`,
   "",
   "| contender | wall | × tar | peak RSS |",
   "| --- | --- | --- | --- |",

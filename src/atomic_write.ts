@@ -34,7 +34,7 @@ export async function syncDir(dir: string): Promise<void> {
 export async function atomicWrite(
   path: string,
   data: Uint8Array | string,
-  options: { mode?: number; skipIfSame?: boolean } = {},
+  options: { mode?: number; skipIfSame?: boolean; durable?: boolean } = {},
 ): Promise<boolean> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   if (options.skipIfSame !== false) {
@@ -49,7 +49,7 @@ export async function atomicWrite(
     const f = await Deno.open(tmp, { write: true, createNew: true, mode: options.mode ?? 0o644 });
     try {
       await writeAll(f, bytes);
-      await f.sync();
+      if (options.durable !== false) await f.sync();
     } finally {
       f.close();
     }
@@ -58,6 +58,16 @@ export async function atomicWrite(
     await Deno.remove(tmp).catch(() => {});
     throw wrapFsError(`write ${path}`, e);
   }
-  await syncDir(dirname(path));
+  if (options.durable !== false) await syncDir(dirname(path));
   return true;
+}
+
+/**
+ * Flushes a whole filesystem (syncfs via `sync -f`): one flush for many small
+ * files written with `durable: false`, before a record says they are complete.
+ */
+export async function syncFilesystem(path: string): Promise<void> {
+  try {
+    await new Deno.Command("sync", { args: ["-f", path], stdout: "null", stderr: "null" }).output();
+  } catch { /* no sync tool: the renames are still atomic, only power-loss durability is weaker */ }
 }

@@ -118,7 +118,8 @@ export class RegistryStore {
       if ((await Deno.readTextFile(path)) === digest) return false;
     } catch { /* absent: write it */ }
     await this.#announceWrite();
-    return await atomicWrite(path, digest, { skipIfSame: false });
+    // Links are tiny and many: flushed together by the caller (syncFilesystem) before records say "complete".
+    return await atomicWrite(path, digest, { skipIfSame: false, durable: false });
   }
 
   async #announceWrite(): Promise<void> {

@@ -21,15 +21,20 @@ export interface Run {
   stderr: string;
 }
 
-/** How to start isoload: from the checkout, or the bundle (`ISOLOAD_ENTRY`). */
-export function isoloadArgs(entry = join(ROOT, "main.ts")): string[] {
-  return ["run", "--allow-all", "--unstable-net", "--quiet", entry];
+/** A compiled binary to test instead of main.ts (the Containerfile harness sets it). */
+const BIN = Deno.env.get("ISOLOAD_BIN");
+
+/** How to start isoload: the compiled binary, main.ts from the checkout, or a given entry (the bundle). */
+function command(entry?: string): [string, string[]] {
+  if (BIN && !entry) return [BIN, []];
+  return [Deno.execPath(), ["run", "--allow-all", "--unstable-net", "--quiet", entry ?? join(ROOT, "main.ts")]];
 }
 
 /** Runs `isoload ARGS` as a real process. */
 export async function isoload(args: string[], opts: { env?: Record<string, string>; entry?: string; cwd?: string } = {}): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [...isoloadArgs(opts.entry), ...args],
+  const [cmd, pre] = command(opts.entry);
+  const out = await new Deno.Command(cmd, {
+    args: [...pre, ...args],
     env: opts.env,
     cwd: opts.cwd,
     stdin: "null",
@@ -67,8 +72,9 @@ export interface Served {
 /** Starts `isoload serve` and waits for its ready line. */
 export async function serve(args: string[], opts: { env?: Record<string, string>; entry?: string; cwd?: string; timeoutMs?: number } = {}): Promise<Served> {
   const port = Number(args[args.indexOf("--listen") + 1]?.split(":").at(-1));
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [...isoloadArgs(opts.entry), "serve", ...args],
+  const [cmd, pre] = command(opts.entry);
+  const child = new Deno.Command(cmd, {
+    args: [...pre, "serve", ...args],
     env: opts.env,
     cwd: opts.cwd,
     stdin: "null",

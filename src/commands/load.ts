@@ -1,5 +1,6 @@
 /** `isoload load`: the archive, streamed once into a registry storage tree, plus registries.conf. */
 import { resolve } from "node:path";
+import { syncFilesystem } from "../atomic_write.ts";
 import { catalog } from "../catalog.ts";
 import { InputError } from "../errors.ts";
 import type { NamingOptions } from "../formats/format.ts";
@@ -81,6 +82,7 @@ export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> 
       if (await store.writeLink(path, digest)) linksWritten++;
     }
 
+    if (linksWritten > 0) await syncFilesystem(store.v2);
     const images = mergeImages(previous?.images ?? [], plan.images);
     const blobDigests = new Set(plan.links.map(([, d]) => d));
     for (const img of previous?.images ?? []) blobDigests.add(img.digest);
