@@ -27,7 +27,12 @@ interface Measure {
 /** Runs a command under GNU time; returns wall seconds and peak RSS. */
 async function timed(cmd: string, argv: string[], env?: Record<string, string>): Promise<Measure> {
   const tf = join(work, "time.txt");
-  const out = await new Deno.Command("/usr/bin/time", { args: ["-f", "%e %M", "-o", tf, cmd, ...argv], env, stdout: "null", stderr: "piped" })
+  const out = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%e %M", "-o", tf, cmd, ...argv],
+    env,
+    stdout: "null",
+    stderr: "piped",
+  })
     .output();
   if (!out.success) throw new Error(`${cmd} ${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
   const [wall, rss] = (await Deno.readTextFile(tf)).trim().split("\n").at(-1)!.split(" ").map(Number);
@@ -64,14 +69,40 @@ const fresh = async (name: string) => {
 };
 
 results.push(["GNU tar -xf (floor)", await median(async () => ["-xf", archive, "-C", await fresh("tar-out")], "tar")]);
-results.push(["GNU tar -xf + sync", await median(async () => ["-c", `tar -xf "$0" -C "$1" && sync -f "$1"`, archive, await fresh("tar-sync-out")], "sh")]);
+results.push([
+  "GNU tar -xf + sync",
+  await median(async () => ["-c", `tar -xf "$0" -C "$1" && sync -f "$1"`, archive, await fresh("tar-sync-out")], "sh"),
+]);
 {
   const data = join(work, "isoload-data");
-  const loadArgs = ["run", "--allow-all", "--unstable-net", join(root, "main.ts"), "load", archive, "--data-dir", data, "--no-registries-conf", "--quiet"];
+  const loadArgs = [
+    "run",
+    "--allow-all",
+    "--unstable-net",
+    join(root, "main.ts"),
+    "load",
+    archive,
+    "--data-dir",
+    data,
+    "--no-registries-conf",
+    "--quiet",
+  ];
   results.push(["isoload load", await median(async () => (await fresh("isoload-data"), loadArgs), Deno.execPath())]);
-  results.push(["isoload load (re-run, complete DIR)", await timed(Deno.execPath(), [
-    "run", "--allow-all", "--unstable-net", join(root, "main.ts"), "load", archive, "--data-dir", data, "--no-registries-conf", "--quiet",
-  ])]);
+  results.push([
+    "isoload load (re-run, complete DIR)",
+    await timed(Deno.execPath(), [
+      "run",
+      "--allow-all",
+      "--unstable-net",
+      join(root, "main.ts"),
+      "load",
+      archive,
+      "--data-dir",
+      data,
+      "--no-registries-conf",
+      "--quiet",
+    ]),
+  ]);
 }
 {
   // The push path: a writable registry and one skopeo copy per image, as oc-mirror's disk-to-mirror does.
@@ -80,7 +111,10 @@ results.push(["GNU tar -xf + sync", await median(async () => ["-c", `tar -xf "$0
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   const cfg = join(work, "push-registry.yml");
-  await Deno.writeTextFile(cfg, `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: "${regRoot}"}}\nhttp: {addr: "127.0.0.1:${port}"}\n`);
+  await Deno.writeTextFile(
+    cfg,
+    `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: "${regRoot}"}}\nhttp: {addr: "127.0.0.1:${port}"}\n`,
+  );
   const reg = new Deno.Command("docker-registry", { args: ["serve", cfg], stdout: "null", stderr: "null" }).spawn();
   for (let i = 0; i < 100; i++) {
     try {
@@ -102,10 +136,13 @@ results.push(["GNU tar -xf + sync", await median(async () => ["-c", `tar -xf "$0
   const sh = join(work, "push.sh");
   await Deno.writeTextFile(sh, script.join("\n") + "\n");
   try {
-    results.push(["skopeo copy per image into a registry (push path)", await median(async () => {
-      await fresh("push-registry");
-      return [sh];
-    }, "sh")]);
+    results.push([
+      "skopeo copy per image into a registry (push path)",
+      await median(async () => {
+        await fresh("push-registry");
+        return [sh];
+      }, "sh"),
+    ]);
   } finally {
     reg.kill("SIGTERM");
     await reg.status;
@@ -116,7 +153,9 @@ const tar = results[0][1].wallS;
 const isoloadWall = results.find(([n]) => n === "isoload load")![1].wallS;
 const push = results.at(-1)![1].wallS;
 const lines = [
-  `payload: ${images} images, ${(size / 1e9).toFixed(2)} GB archive (page cache warm), work dir ${work}, ${Deno.build.arch}, ${navigator.hardwareConcurrency} CPUs; median of ${RUNS} runs`,
+  `payload: ${images} images, ${
+    (size / 1e9).toFixed(2)
+  } GB archive (page cache warm), work dir ${work}, ${Deno.build.arch}, ${navigator.hardwareConcurrency} CPUs; median of ${RUNS} runs`,
   "",
   "| contender | wall | × tar | peak RSS |",
   "| --- | --- | --- | --- |",

@@ -28,7 +28,7 @@ export async function readManifests(blobs: BlobReader, digests: string[]): Promi
       throw new InputError(`Cannot read manifest ${d}: ${(e as Error).message}`, { cause: e });
     }
     out.set(d, m);
-    if (m.kind === "index") for (const c of m.children) await visit(c.digest);
+    if (m.kind === "index") { for (const c of m.children) await visit(c.digest); }
   };
   for (const d of digests) await visit(d);
   return out;

@@ -70,8 +70,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   inspect: {
     summary: "Show the images an archive or directory holds",
     usage: "isoload inspect SOURCE [--json] [--source-registry HOST]",
-    description:
-      "Reads SOURCE (an oc-mirror v2 archive, an OCI image layout archive, or a directory holding either) and prints its\n" +
+    description: "Reads SOURCE (an oc-mirror v2 archive, an OCI image layout archive, or a directory holding either) and prints its\n" +
       "format, each image (source reference, digest, media type, platforms of an index), the blob count and total bytes.\n" +
       "Nothing is written.",
     options: {
@@ -89,14 +88,14 @@ const COMMANDS: Record<string, CommandSpec> = {
   },
   load: {
     summary: "Lay an archive's images out as a registry storage tree and write registries.conf",
-    usage: "isoload load SOURCE --data-dir DIR [--mirror HOST:PORT] [--registries-conf FILE | --no-registries-conf] [--source-registry HOST]",
-    description:
-      "Reads SOURCE in one streaming pass, verifies every blob's sha256 as it streams and lays the images out under\n" +
+    usage:
+      "isoload load SOURCE --data-dir DIR [--mirror HOST:PORT] [--registries-conf FILE | --no-registries-conf] [--source-registry HOST]",
+    description: "Reads SOURCE in one streaming pass, verifies every blob's sha256 as it streams and lays the images out under\n" +
       "DIR/docker/registry/v2 so a read-only registry can serve them (isoload serve). Records what was loaded in\n" +
       "DIR/isoload/images.json. Then writes registries.conf so pulls of the images' source names go to the mirror.\n" +
       "Re-running is safe: blobs already in place are not read again, and a complete DIR is left untouched.\n" +
-      "Repositories with tags in the archive are mirrored for tag and digest pulls (pull-from-mirror = \"all\");\n" +
-      "digest-only repositories for digest pulls (\"digest-only\"), as OpenShift renders an ImageDigestMirrorSet.",
+      'Repositories with tags in the archive are mirrored for tag and digest pulls (pull-from-mirror = "all");\n' +
+      'digest-only repositories for digest pulls ("digest-only"), as OpenShift renders an ImageDigestMirrorSet.',
     options: {
       "data-dir": { type: "string", arg: "DIR", help: "Where the storage tree and isoload's records go (created if absent)." },
       mirror: { type: "string", arg: "HOST:PORT", default: "127.0.0.1:22625", help: "Address clients reach the registry at." },
@@ -122,7 +121,9 @@ const COMMANDS: Record<string, CommandSpec> = {
         source: pos[0],
         dataDir: required(v, "data-dir"),
         mirror: parseHostPort(str(v, "mirror") ?? "127.0.0.1:22625", "--mirror"),
-        registriesConf: v["no-registries-conf"] ? undefined : str(v, "registries-conf") ?? "/etc/containers/registries.conf.d/99-isoload.conf",
+        registriesConf: v["no-registries-conf"]
+          ? undefined
+          : str(v, "registries-conf") ?? "/etc/containers/registries.conf.d/99-isoload.conf",
         naming: { sourceRegistry: sourceRegistry(v) },
         insecure: true,
       }, log);
@@ -132,8 +133,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   serve: {
     summary: "Run a read-only registry over a loaded data directory",
     usage: "isoload serve --data-dir DIR [--listen HOST:PORT] (--registry-command PATH | --registry-image REF)",
-    description:
-      "Writes a read-only registry configuration for DIR and runs the registry in the foreground: a distribution\n" +
+    description: "Writes a read-only registry configuration for DIR and runs the registry in the foreground: a distribution\n" +
       "registry binary (--registry-command), or the registry image under podman (--registry-image; when REF is not in\n" +
       "containers-storage but is one of DIR's images, it is loaded from DIR first). Once /v2/ answers and every\n" +
       "loaded manifest is served by digest, prints one line and tells systemd READY=1. SIGTERM or SIGINT stops the\n" +
@@ -168,8 +168,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   "mirror-config": {
     summary: "Print the mirror-set YAML the installed cluster needs",
     usage: "isoload mirror-config --data-dir DIR --mirror HOST:PORT [--kind idms|itms|icsp]",
-    description:
-      "Prints an ImageDigestMirrorSet (default), ImageTagMirrorSet or legacy ImageContentSourcePolicy mapping every\n" +
+    description: "Prints an ImageDigestMirrorSet (default), ImageTagMirrorSet or legacy ImageContentSourcePolicy mapping every\n" +
       "source repository of DIR's images to the mirror at HOST:PORT, for the cluster's manifests.",
     options: {
       "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload load completed." },
@@ -180,7 +179,9 @@ const COMMANDS: Record<string, CommandSpec> = {
     positionals: 0,
     async run(v) {
       const kind = str(v, "kind") ?? "idms";
-      if (kind !== "idms" && kind !== "itms" && kind !== "icsp") throw new UsageError(`--kind must be idms, itms or icsp, got ${JSON.stringify(kind)}`);
+      if (kind !== "idms" && kind !== "itms" && kind !== "icsp") {
+        throw new UsageError(`--kind must be idms, itms or icsp, got ${JSON.stringify(kind)}`);
+      }
       const out = await mirrorConfig(required(v, "data-dir"), parseHostPort(required(v, "mirror"), "--mirror"), kind);
       await Deno.stdout.write(new TextEncoder().encode(out));
       return ExitCode.ok;
@@ -271,7 +272,11 @@ export async function runCli(args: string[]): Promise<number> {
       return ExitCode.ok;
     }
     if (parsed.positionals.length !== cmd.positionals) {
-      throw new UsageError(cmd.positionals ? `expected ${cmd.positionals} argument (SOURCE), got ${parsed.positionals.length}` : `unexpected argument ${JSON.stringify(parsed.positionals[0])}`);
+      throw new UsageError(
+        cmd.positionals
+          ? `expected ${cmd.positionals} argument (SOURCE), got ${parsed.positionals.length}`
+          : `unexpected argument ${JSON.stringify(parsed.positionals[0])}`,
+      );
     }
     log = consoleLogger(values.quiet === true);
     return await cmd.run(values, parsed.positionals, log);

@@ -132,8 +132,12 @@ export function combineConfs(files: { where: string; conf: ParsedConf }[]): Regi
     const other = byLocation.get(r.location);
     if (other) {
       const where = files.map((f) => f.where).join(" + ");
-      if (!!other.insecure !== !!r.insecure) fail(where, `registry '${r.location}' is defined multiple times with conflicting 'insecure' setting`);
-      if (!!other.blocked !== !!r.blocked) fail(where, `registry '${r.location}' is defined multiple times with conflicting 'blocked' setting`);
+      if (!!other.insecure !== !!r.insecure) {
+        fail(where, `registry '${r.location}' is defined multiple times with conflicting 'insecure' setting`);
+      }
+      if (!!other.blocked !== !!r.blocked) {
+        fail(where, `registry '${r.location}' is defined multiple times with conflicting 'blocked' setting`);
+      }
     } else byLocation.set(r.location, r);
   }
   return combined;

@@ -95,9 +95,7 @@ export function planRegistriesConf(host: HostConf, targets: MirrorTarget[], inse
   for (const e of entries) {
     if (e.blocked) warnings.push(`${e.prefix} is blocked by the host's configuration; pulls of it will fail even from the mirror`);
   }
-  const text = foreign
-    ? mergeIntoForeign(host.targetText!, entries, host.target)
-    : renderOwnedFile(entries, note);
+  const text = foreign ? mergeIntoForeign(host.targetText!, entries, host.target) : renderOwnedFile(entries, note);
   const mine = parseRegistriesConf(text, host.target);
   combineConfs([...host.before, { where: host.target, conf: mine }, ...host.after]);
   const prefixes = new Set(entries.map((e) => e.prefix));

@@ -57,10 +57,15 @@ Deno.test("parseRegistriesConf() refuses what containers/image refuses", () => {
     ["[[registry]]\nprefix = quay.io\n", /not valid TOML/],
     ['[[registry]]\nlocation = "https://quay.io"\n', /URI scheme/],
     ['[[registry]]\nlocation = "quay.io"\n[[registry.mirror]]\nlocation = "m"\npull-from-mirror = "sometimes"\n', /pull-from-mirror/],
-    ['[[registry]]\nlocation = "quay.io"\nmirror-by-digest-only = true\n[[registry.mirror]]\nlocation = "m"\npull-from-mirror = "tag-only"\n', /cannot both/],
+    [
+      '[[registry]]\nlocation = "quay.io"\nmirror-by-digest-only = true\n[[registry.mirror]]\nlocation = "m"\npull-from-mirror = "tag-only"\n',
+      /cannot both/,
+    ],
     ['[registries.search]\nregistries = ["docker.io"]\n[[registry]]\nlocation = "quay.io"\n', /mixing/],
   ] as const;
-  for (const [text, re] of bad) assert.throws(() => parseRegistriesConf(text, "f"), (e) => e instanceof ConfigError && re.test(e.message), text);
+  for (const [text, re] of bad) {
+    assert.throws(() => parseRegistriesConf(text, "f"), (e) => e instanceof ConfigError && re.test(e.message), text);
+  }
   assert.equal(parseRegistriesConf('[registries.search]\nregistries = ["docker.io"]\n', "v1").v1, true);
 });
 
@@ -99,6 +104,10 @@ Deno.test("mergeIntoForeign() keeps comments and other entries, replaces its own
   assert.equal(repo.length, 1, "one entry for the prefix");
   assert.deepEqual(repo[0].mirrors.map((m) => m.location), ["h:1/quay.io/ns/repo", "corp.example.com/ns/repo"]);
   // Merging again with the same input gives the same bytes.
-  const again = mergeIntoForeign(merged, [entryFor(target, findEntry(parseRegistriesConf(merged, "m").registries, target.source), true)], "main");
+  const again = mergeIntoForeign(
+    merged,
+    [entryFor(target, findEntry(parseRegistriesConf(merged, "m").registries, target.source), true)],
+    "main",
+  );
   assert.equal(again, merged);
 });

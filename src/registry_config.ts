@@ -46,8 +46,8 @@ export function registryEnv(o: RegistryConfigOptions): Record<string, string> {
   return {
     REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: o.rootDirectory,
     REGISTRY_STORAGE_DELETE_ENABLED: "false",
-    REGISTRY_STORAGE_MAINTENANCE_READONLY: "{\"enabled\":true}",
-    REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING: "{\"enabled\":false}",
+    REGISTRY_STORAGE_MAINTENANCE_READONLY: '{"enabled":true}',
+    REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING: '{"enabled":false}',
     REGISTRY_HTTP_ADDR: o.listen,
   };
 }

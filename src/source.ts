@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { ByteReader, TruncatedError } from "./byte_reader.ts";
 import { checkLinkTarget, safeEntryPath } from "./entry_path.ts";
 import { InputError, wrapFsError } from "./errors.ts";
-import { TarReader, type TarEntryKind } from "./tar_reader.ts";
+import { type TarEntryKind, TarReader } from "./tar_reader.ts";
 
 /** One member of a source, its path already checked to stay inside the root. */
 export interface SourceEntry {
@@ -144,7 +144,9 @@ class DirSource implements Source {
     for (const f of this.files) {
       if (f.kind === "symlink") checkLinkTarget(f.path, f.linkname, "symlink");
       const full = join(this.path, f.path);
-      const self = this;
+      const advance = (n: number) => {
+        this.position += n;
+      };
       yield {
         ...f,
         async *chunks() {
@@ -152,7 +154,7 @@ class DirSource implements Source {
           try {
             const r = new ByteReader(file, 1 << 20);
             for await (const c of r.chunks(f.size)) {
-              self.position += c.length;
+              advance(c.length);
               yield c;
             }
           } catch (e) {

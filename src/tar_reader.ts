@@ -3,7 +3,7 @@
  * strict about what it accepts: bad checksums, bad numbers and truncation are
  * errors, never guesses. Data not read by the caller is skipped by seeking.
  */
-import { ByteReader, TruncatedError } from "./byte_reader.ts";
+import { type ByteReader, TruncatedError } from "./byte_reader.ts";
 
 /** What an entry is, reduced to the kinds isoload cares about. */
 export type TarEntryKind = "file" | "directory" | "symlink" | "hardlink" | "special";
@@ -64,11 +64,19 @@ function checksumOk(h: Uint8Array): boolean {
 
 function kindOf(flag: string): TarEntryKind {
   switch (flag) {
-    case "0": case "\0": case "7": case "": return "file";
-    case "5": return "directory";
-    case "2": return "symlink";
-    case "1": return "hardlink";
-    default: return "special";
+    case "0":
+    case "\0":
+    case "7":
+    case "":
+      return "file";
+    case "5":
+      return "directory";
+    case "2":
+      return "symlink";
+    case "1":
+      return "hardlink";
+    default:
+      return "special";
   }
 }
 

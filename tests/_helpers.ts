@@ -70,7 +70,10 @@ export interface Served {
 }
 
 /** Starts `isoload serve` and waits for its ready line. */
-export async function serve(args: string[], opts: { env?: Record<string, string>; entry?: string; cwd?: string; timeoutMs?: number } = {}): Promise<Served> {
+export async function serve(
+  args: string[],
+  opts: { env?: Record<string, string>; entry?: string; cwd?: string; timeoutMs?: number } = {},
+): Promise<Served> {
   const port = Number(args[args.indexOf("--listen") + 1]?.split(":").at(-1));
   const [cmd, pre] = command(opts.entry);
   const child = new Deno.Command(cmd, {
@@ -120,22 +123,28 @@ export async function containersEnv(dir: string): Promise<Record<string, string>
   const conf = join(dir, "containers.conf");
   const storage = join(dir, "storage.conf");
   // runc, cgroupfs and lowered ulimits: what podman needs in this sandbox (see DOMAIN.md). Tests only.
-  await Deno.writeTextFile(conf, [
-    "[containers]",
-    'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
-    "[engine]",
-    'runtime = "runc"',
-    'cgroup_manager = "cgroupfs"',
-    'events_logger = "file"',
-    "",
-  ].join("\n"));
-  await Deno.writeTextFile(storage, [
-    "[storage]",
-    'driver = "vfs"',
-    `graphroot = "${join(dir, "graph")}"`,
-    `runroot = "${join(dir, "run")}"`,
-    "",
-  ].join("\n"));
+  await Deno.writeTextFile(
+    conf,
+    [
+      "[containers]",
+      'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]',
+      "[engine]",
+      'runtime = "runc"',
+      'cgroup_manager = "cgroupfs"',
+      'events_logger = "file"',
+      "",
+    ].join("\n"),
+  );
+  await Deno.writeTextFile(
+    storage,
+    [
+      "[storage]",
+      'driver = "vfs"',
+      `graphroot = "${join(dir, "graph")}"`,
+      `runroot = "${join(dir, "run")}"`,
+      "",
+    ].join("\n"),
+  );
   return { CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage };
 }
 

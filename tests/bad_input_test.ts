@@ -86,7 +86,10 @@ Deno.test("load: symlinks and hard links leading outside are refused", async () 
 });
 
 Deno.test("load: an archive of neither format is refused", async () => {
-  await expectRefused([{ name: "hello.txt", data: "hello" }, { name: "dir/x", data: "y" }], /neither an oc-mirror v2 archive .* nor an OCI image layout/);
+  await expectRefused(
+    [{ name: "hello.txt", data: "hello" }, { name: "dir/x", data: "y" }],
+    /neither an oc-mirror v2 archive .* nor an OCI image layout/,
+  );
   await expectRefused(new TextEncoder().encode("this is not a tar archive at all".repeat(40)), /not a tar archive/);
 });
 
@@ -140,7 +143,10 @@ Deno.test("load: an unnamed image or a name without registry is refused unless -
   await expectRefused([entries[0], { name: "index.json", data: JSON.stringify(index) }, ...entries.slice(2)], /only a tag/);
   await withTempDir("srcreg", async (dir) => {
     index.manifests[0].annotations = { "org.opencontainers.image.ref.name": "isoload-test/hello:v1" };
-    await Deno.writeFile(join(dir, "a.tar"), makeTar([entries[0], { name: "index.json", data: JSON.stringify(index) }, ...entries.slice(2)]));
+    await Deno.writeFile(
+      join(dir, "a.tar"),
+      makeTar([entries[0], { name: "index.json", data: JSON.stringify(index) }, ...entries.slice(2)]),
+    );
     const r = await isoload(["inspect", join(dir, "a.tar"), "--source-registry", "quay.io", "--json"]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).images[0].source, "quay.io/isoload-test/hello");

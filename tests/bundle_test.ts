@@ -28,7 +28,10 @@ Deno.test("dist/isoload.js alone runs load, serve and inspect end to end", async
     const conf = join(dir, "r.conf");
     const load = await isoload(["load", tar, "--data-dir", data, "--mirror", `127.0.0.1:${port}`, "--registries-conf", conf], opts);
     assert.equal(load.code, 0, load.stderr);
-    const served = await serve(["--data-dir", data, "--listen", `127.0.0.1:${port}`, "--registry-command", "/usr/bin/docker-registry"], opts);
+    const served = await serve(
+      ["--data-dir", data, "--listen", `127.0.0.1:${port}`, "--registry-command", "/usr/bin/docker-registry"],
+      opts,
+    );
     try {
       const img = fixture.images[0];
       assert.equal(await skopeoPull(conf, `${img.source}@${img.digest}`, join(dir, "pull")), img.digest);

@@ -28,13 +28,16 @@ export async function buildOcMirrorArchive(fixture: Fixture, work: string, out: 
     return p;
   })();
   const config = join(work, "ocm-registry.yml");
-  await Deno.writeTextFile(config, [
-    "version: 0.1",
-    "log: {level: error}",
-    `storage: {filesystem: {rootdirectory: "${root}"}}`,
-    `http: {addr: "127.0.0.1:${port}"}`,
-    "",
-  ].join("\n"));
+  await Deno.writeTextFile(
+    config,
+    [
+      "version: 0.1",
+      "log: {level: error}",
+      `storage: {filesystem: {rootdirectory: "${root}"}}`,
+      `http: {addr: "127.0.0.1:${port}"}`,
+      "",
+    ].join("\n"),
+  );
   const reg = new Deno.Command("docker-registry", { args: ["serve", config], stdout: "null", stderr: "null" }).spawn();
   try {
     for (let i = 0; i < 100; i++) {
@@ -65,33 +68,39 @@ export async function buildOcMirrorArchive(fixture: Fixture, work: string, out: 
   const cr = join(root, "working-dir", "cluster-resources");
   await Deno.mkdir(cr, { recursive: true });
   // A namespace-level entry for quay.io/isoload-test and a repository-level one for the release, as oc-mirror writes them.
-  await Deno.writeTextFile(join(cr, "idms-oc-mirror.yaml"), [
-    "apiVersion: config.openshift.io/v1",
-    "kind: ImageDigestMirrorSet",
-    "metadata:",
-    "  name: idms-release-0",
-    "spec:",
-    "  imageDigestMirrors:",
-    "  - mirrors:",
-    "    - localhost:55000/openshift/release",
-    "    source: quay.io/openshift-release-dev/ocp-v4.0-art-dev",
-    "  - mirrors:",
-    "    - localhost:55000/isoload-test",
-    "    source: quay.io/isoload-test",
-    "",
-  ].join("\n"));
-  await Deno.writeTextFile(join(cr, "itms-oc-mirror.yaml"), [
-    "apiVersion: config.openshift.io/v1",
-    "kind: ImageTagMirrorSet",
-    "metadata:",
-    "  name: itms-generic-0",
-    "spec:",
-    "  imageTagMirrors:",
-    "  - mirrors:",
-    "    - localhost:55000/team/docker-fmt",
-    "    source: registry.example.com:5000/team/docker-fmt",
-    "",
-  ].join("\n"));
+  await Deno.writeTextFile(
+    join(cr, "idms-oc-mirror.yaml"),
+    [
+      "apiVersion: config.openshift.io/v1",
+      "kind: ImageDigestMirrorSet",
+      "metadata:",
+      "  name: idms-release-0",
+      "spec:",
+      "  imageDigestMirrors:",
+      "  - mirrors:",
+      "    - localhost:55000/openshift/release",
+      "    source: quay.io/openshift-release-dev/ocp-v4.0-art-dev",
+      "  - mirrors:",
+      "    - localhost:55000/isoload-test",
+      "    source: quay.io/isoload-test",
+      "",
+    ].join("\n"),
+  );
+  await Deno.writeTextFile(
+    join(cr, "itms-oc-mirror.yaml"),
+    [
+      "apiVersion: config.openshift.io/v1",
+      "kind: ImageTagMirrorSet",
+      "metadata:",
+      "  name: itms-generic-0",
+      "spec:",
+      "  imageTagMirrors:",
+      "  - mirrors:",
+      "    - localhost:55000/team/docker-fmt",
+      "    source: registry.example.com:5000/team/docker-fmt",
+      "",
+    ].join("\n"),
+  );
   await Deno.writeTextFile(join(root, "isc_20261128T000000Z"), "kind: ImageSetConfiguration\n");
   await run("tar", ["-C", root, "-cf", out, "docker", "working-dir", "isc_20261128T000000Z"]);
 }

@@ -130,16 +130,37 @@ export async function buildSampleLayout(dir: string, work: string): Promise<Fixt
   const images: Fixture["images"] = [];
   const hello = await tarOf(await busyboxRootfs(work, { "etc/motd": "hello\n" }));
   const a = await writeImage(dir, { layers: [hello], cmd: ["/bin/busybox", "echo", "hello from isoload"], gzipLayers: true });
-  images.push({ name: "quay.io/isoload-test/hello:v1", source: "quay.io/isoload-test/hello", digest: a.digest, prints: "hello from isoload" });
+  images.push({
+    name: "quay.io/isoload-test/hello:v1",
+    source: "quay.io/isoload-test/hello",
+    digest: a.digest,
+    prints: "hello from isoload",
+  });
   const amd = await writeImage(dir, { layers: [hello], cmd: ["/bin/busybox", "echo", "multi amd64"], arch: "amd64" });
   const armLayer = await tarOf(await busyboxRootfs(work, { "etc/arch": "arm64\n" }));
   const arm = await writeImage(dir, { layers: [armLayer], cmd: ["/bin/busybox", "echo", "multi arm64"], arch: "arm64" });
   const idx = await writeIndex(dir, [amd, arm]);
-  images.push({ name: "quay.io/isoload-test/multi:v1", source: "quay.io/isoload-test/multi", digest: idx.digest, prints: "multi amd64", children: [amd, arm] });
+  images.push({
+    name: "quay.io/isoload-test/multi:v1",
+    source: "quay.io/isoload-test/multi",
+    digest: idx.digest,
+    prints: "multi amd64",
+    children: [amd, arm],
+  });
   const dock = await writeImage(dir, { layers: [hello], cmd: ["/bin/busybox", "echo", "docker format"], docker: true });
-  images.push({ name: "registry.example.com:5000/team/docker-fmt:latest", source: "registry.example.com:5000/team/docker-fmt", digest: dock.digest, prints: "docker format" });
+  images.push({
+    name: "registry.example.com:5000/team/docker-fmt:latest",
+    source: "registry.example.com:5000/team/docker-fmt",
+    digest: dock.digest,
+    prints: "docker format",
+  });
   const dig = await writeImage(dir, { layers: [hello], cmd: ["/bin/busybox", "echo", "by digest"] });
-  images.push({ name: `quay.io/openshift-release-dev/ocp-v4.0-art-dev@${dig.digest}`, source: "quay.io/openshift-release-dev/ocp-v4.0-art-dev", digest: dig.digest, prints: "by digest" });
+  images.push({
+    name: `quay.io/openshift-release-dev/ocp-v4.0-art-dev@${dig.digest}`,
+    source: "quay.io/openshift-release-dev/ocp-v4.0-art-dev",
+    digest: dig.digest,
+    prints: "by digest",
+  });
   const descs = [a, idx, dock, dig];
   await writeLayoutIndex(dir, descs.map((desc, i) => ({ desc, name: images[i].name })));
   return { dir, images };
@@ -201,9 +222,16 @@ export async function buildLargeLayout(dir: string, count: number, layerBytes: n
     const size = (await Deno.stat(tmp)).size;
     await Deno.rename(tmp, join(dir, "blobs", "sha256", hex));
     const layer: Desc = { mediaType: "application/vnd.oci.image.layer.v1.tar", digest: `sha256:${hex}`, size };
-    const config = await writeBlob(dir, new TextEncoder().encode(JSON.stringify({
-      architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [layer.digest] },
-    })), "application/vnd.oci.image.config.v1+json");
+    const config = await writeBlob(
+      dir,
+      new TextEncoder().encode(JSON.stringify({
+        architecture: "amd64",
+        os: "linux",
+        config: {},
+        rootfs: { type: "layers", diff_ids: [layer.digest] },
+      })),
+      "application/vnd.oci.image.config.v1+json",
+    );
     const manifest = { schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config, layers: [layer] };
     const desc = await writeBlob(dir, new TextEncoder().encode(JSON.stringify(manifest)), manifest.mediaType);
     const name = `quay.io/isoload-bench/image-${String(i).padStart(3, "0")}:v1`;

@@ -40,7 +40,10 @@ try {
   say("$ isoload load sample-oci.tar");
   await isoload(["load", archive, "--data-dir", data, "--mirror", `127.0.0.1:${port}`, "--registries-conf", conf]);
   say("$ isoload serve --registry-command /usr/bin/docker-registry (in the background)");
-  registry = await isoload(["serve", "--data-dir", data, "--listen", `127.0.0.1:${port}`, "--registry-command", "/usr/bin/docker-registry"], true) as Deno.ChildProcess;
+  registry = await isoload(
+    ["serve", "--data-dir", data, "--listen", `127.0.0.1:${port}`, "--registry-command", "/usr/bin/docker-registry"],
+    true,
+  ) as Deno.ChildProcess;
   for (let i = 0; i < 300; i++) {
     try {
       const r = await fetch(`http://127.0.0.1:${port}/v2/`);

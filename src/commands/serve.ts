@@ -74,9 +74,21 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
       .flatMap(([k, v]) => ["-e", `${k}=${v}`]);
     command = new Deno.Command("podman", {
       args: [
-        "run", "--rm", "--replace", "--name", CONTAINER_NAME, "--net", "host", "--pull", "never",
-        "-v", `${dataDir}:${IN_CONTAINER_ROOT}:ro,Z`, "-v", `${configPath}:${IN_CONTAINER_CONFIG}:ro,Z`,
-        ...env, opts.registryImage,
+        "run",
+        "--rm",
+        "--replace",
+        "--name",
+        CONTAINER_NAME,
+        "--net",
+        "host",
+        "--pull",
+        "never",
+        "-v",
+        `${dataDir}:${IN_CONTAINER_ROOT}:ro,Z`,
+        "-v",
+        `${configPath}:${IN_CONTAINER_CONFIG}:ro,Z`,
+        ...env,
+        opts.registryImage,
       ],
       stdin: "null",
     });
@@ -144,7 +156,11 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
       }
       if (waited - lastReport > 5000) {
         lastReport = waited;
-        log.info(`Waiting for the registry at ${base}: ${last.apiUp ? `${last.missing.length} manifests not served yet` : "/v2/ not answering yet"}`);
+        log.info(
+          `Waiting for the registry at ${base}: ${
+            last.apiUp ? `${last.missing.length} manifests not served yet` : "/v2/ not answering yet"
+          }`,
+        );
       }
       await new Promise((r) => setTimeout(r, 200));
     }

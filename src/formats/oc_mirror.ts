@@ -125,13 +125,15 @@ export const ocMirror: ArchiveFormat = {
         continue;
       }
       const ref = parseReference(source);
-      if (!ref || !ref.domain) throw new InputError(`Cannot name repository ${repo}: its source ${JSON.stringify(source)} is not a registry repository`);
+      if (!ref || !ref.domain) {
+        throw new InputError(`Cannot name repository ${repo}: its source ${JSON.stringify(source)} is not a registry repository`);
+      }
       source = repositoryOf(ref);
       // Children of an index in the same repository are part of that image, not images of their own.
       const children = new Set<string>();
       for (const d of new Set([...r.revisions, ...r.tags.keys()])) {
         const m = await readManifest(d);
-        if (m?.kind === "index") for (const c of m.children) children.add(c.digest);
+        if (m?.kind === "index") { for (const c of m.children) children.add(c.digest); }
       }
       for (const d of [...new Set([...r.revisions, ...r.tags.keys()])].sort()) {
         const tags = r.tags.get(d) ?? [];

@@ -27,7 +27,9 @@ export function nameFromAnnotations(
   // A bare word is a tag per the OCI spec: it names no repository.
   if (!ref || (!full.includes("/") && !full.includes("@") && !ref.domain)) {
     throw new InputError(
-      `Cannot name image ${digest}: its name ${JSON.stringify(full)} is only a tag; the archive must carry full references (quay.io/ns/repo:tag)`,
+      `Cannot name image ${digest}: its name ${
+        JSON.stringify(full)
+      } is only a tag; the archive must carry full references (quay.io/ns/repo:tag)`,
     );
   }
   if (!ref.domain) {
