@@ -8,6 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
+import { startWritableRegistry } from "../tools/registry_process.ts";
 import { buildLargeLayout, tarDirectory, writeLayoutIndex } from "../tools/payload.ts";
 
 const args = parseArgs({
@@ -90,40 +91,14 @@ results.push([
   results.push(["isoload load", await median(async () => (await fresh("isoload-data"), loadArgs), Deno.execPath())]);
   results.push([
     "isoload load (re-run, complete DIR)",
-    await timed(Deno.execPath(), [
-      "run",
-      "--allow-all",
-      "--unstable-net",
-      join(root, "main.ts"),
-      "load",
-      archive,
-      "--data-dir",
-      data,
-      "--no-registries-conf",
-      "--quiet",
-    ]),
+    await timed(Deno.execPath(), loadArgs),
   ]);
 }
 {
   // The push path: a writable registry and one skopeo copy per image, as oc-mirror's disk-to-mirror does.
   const regRoot = await fresh("push-registry");
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  const cfg = join(work, "push-registry.yml");
-  await Deno.writeTextFile(
-    cfg,
-    `version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: "${regRoot}"}}\nhttp: {addr: "127.0.0.1:${port}"}\n`,
-  );
-  const reg = new Deno.Command("docker-registry", { args: ["serve", cfg], stdout: "null", stderr: "null" }).spawn();
-  for (let i = 0; i < 100; i++) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/v2/`);
-      await r.body?.cancel();
-      if (r.ok) break;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const reg = await startWritableRegistry(regRoot, work);
+  const port = reg.port;
   const index = JSON.parse(await Deno.readTextFile(join(layout, "index.json"))).manifests;
   const script: string[] = [];
   for (const [i, img] of fixture.images.entries()) {
@@ -144,8 +119,7 @@ results.push([
       }, "sh"),
     ]);
   } finally {
-    reg.kill("SIGTERM");
-    await reg.status;
+    await reg.stop();
   }
 }
 

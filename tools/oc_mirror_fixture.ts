@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import type { Fixture } from "./payload.ts";
 import { writeLayoutIndex } from "./payload.ts";
+import { startWritableRegistry } from "./registry_process.ts";
 
 async function run(cmd: string, args: string[]): Promise<void> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
@@ -21,33 +22,9 @@ export function ocMirrorRepo(source: string): string {
 /** Writes `out` as an oc-mirror v2 archive of the fixture's images. */
 export async function buildOcMirrorArchive(fixture: Fixture, work: string, out: string): Promise<void> {
   const root = join(work, "ocm-root");
-  const port = (() => {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const p = (l.addr as Deno.NetAddr).port;
-    l.close();
-    return p;
-  })();
-  const config = join(work, "ocm-registry.yml");
-  await Deno.writeTextFile(
-    config,
-    [
-      "version: 0.1",
-      "log: {level: error}",
-      `storage: {filesystem: {rootdirectory: "${root}"}}`,
-      `http: {addr: "127.0.0.1:${port}"}`,
-      "",
-    ].join("\n"),
-  );
-  const reg = new Deno.Command("docker-registry", { args: ["serve", config], stdout: "null", stderr: "null" }).spawn();
+  const reg = await startWritableRegistry(root, work);
+  const port = reg.port;
   try {
-    for (let i = 0; i < 100; i++) {
-      try {
-        const r = await fetch(`http://127.0.0.1:${port}/v2/`);
-        await r.body?.cancel();
-        if (r.ok) break;
-      } catch { /* not yet */ }
-      await new Promise((r) => setTimeout(r, 100));
-    }
     for (const img of fixture.images) {
       // A one-image layout sharing the fixture's blobs, so skopeo can pick it by position.
       const one = join(work, `one-${img.digest.slice(7, 19)}`);
@@ -62,8 +39,7 @@ export async function buildOcMirrorArchive(fixture: Fixture, work: string, out: 
       await run("skopeo", ["copy", "--quiet", "--all", "--preserve-digests", "--dest-tls-verify=false", `oci:${one}`, dest]);
     }
   } finally {
-    reg.kill("SIGTERM");
-    await reg.status;
+    await reg.stop();
   }
   const cr = join(root, "working-dir", "cluster-resources");
   await Deno.mkdir(cr, { recursive: true });

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { buildSampleLayout, tarDirectory } from "./payload.ts";
+import { waitForV2 } from "./registry_process.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const work = await Deno.makeTempDir({ prefix: "isoload-sample-" });
@@ -44,14 +45,7 @@ try {
     ["serve", "--data-dir", data, "--listen", `127.0.0.1:${port}`, "--registry-command", "/usr/bin/docker-registry"],
     true,
   ) as Deno.ChildProcess;
-  for (let i = 0; i < 300; i++) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${port}/v2/`);
-      await r.body?.cancel();
-      if (r.ok) break;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitForV2(`127.0.0.1:${port}`, 30_000);
   await new Promise((r) => setTimeout(r, 500));
   const img = fixture.images[0];
   const ref = `${img.source}@${img.digest}`;
