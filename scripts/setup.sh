@@ -20,7 +20,7 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" file >/dev/null
+  apt-get install -y -qq "${need_apt[@]}" file >/dev/null
 fi
 
 if [ ! -x "$TOOLS/node_modules/.bin/deno" ] || [ "$("$TOOLS/node_modules/.bin/deno" --version 2>/dev/null | head -1 | cut -d' ' -f2)" != "$DENO_VERSION" ]; then
