@@ -16,7 +16,6 @@ export interface SourceEntry {
   linkname: string;
   /** Streams the bytes; at most once, and before asking for the next entry. */
   chunks(): AsyncIterable<Uint8Array>;
-  /** Skips the data cheaply (seeking) when the caller does not need it. */
 }
 
 /** An opened source. */
