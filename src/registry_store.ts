@@ -89,20 +89,6 @@ export class RegistryStore {
     }
   }
 
-  /** Hashes a stream without writing it and checks it against its digest. */
-  async checkStream(digest: string, size: number, chunks: AsyncIterable<Uint8Array>, label: string): Promise<void> {
-    const hasher = newHasher();
-    let n = 0;
-    for await (const c of chunks) {
-      hasher.update(c);
-      n += c.length;
-    }
-    const got = `sha256:${hasher.digest("hex")}`;
-    if (n !== size || got !== digest) {
-      throw new InputError(`Cannot load blob ${digest} (${label}): its bytes hash to ${got}; the archive is corrupt`);
-    }
-  }
-
   /** Reads a blob whole, refusing ones larger than `max`. */
   async readBlob(digest: string, max: number): Promise<Uint8Array | undefined> {
     const size = await this.blobSize(digest);
