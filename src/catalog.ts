@@ -14,9 +14,15 @@ export interface BlobReader {
   blobSize(digest: string): Promise<number | undefined>;
 }
 
-/** Reads every manifest the digests name, children of indexes included. */
-export async function readManifests(blobs: BlobReader, digests: string[]): Promise<Map<string, ParsedManifest>> {
-  const out = new Map<string, ParsedManifest>();
+/**
+ * Reads every manifest the digests name, children of indexes included.
+ * Manifests already in `out` are not read again, so one map can serve as a cache.
+ */
+export async function readManifests(
+  blobs: BlobReader,
+  digests: string[],
+  out = new Map<string, ParsedManifest>(),
+): Promise<Map<string, ParsedManifest>> {
   const visit = async (d: string) => {
     if (out.has(d)) return;
     const bytes = await blobs.readBlob(d, MAX_MANIFEST_BYTES);
@@ -42,10 +48,12 @@ export interface Catalog {
 
 /** Names the images of a pass and plans their layout. */
 export async function catalog(pass: IngestResult, blobs: BlobReader, naming: NamingOptions): Promise<Catalog> {
-  const readManifest = async (d: string) => (await readManifests(blobs, [d])).get(d);
+  // One cache for naming and planning: each manifest is read and parsed once.
+  const cache = new Map<string, ParsedManifest>();
+  const readManifest = async (d: string) => (await readManifests(blobs, [d], cache)).get(d);
   const candidates = await pass.format.nameImages(pass.meta, readManifest, naming);
   if (candidates.length === 0) throw new InputError("Cannot load source: it names no images");
-  const manifests = await readManifests(blobs, candidates.map((c) => c.digest));
+  const manifests = await readManifests(blobs, candidates.map((c) => c.digest), cache);
   const sizes = new Map(pass.blobs);
   const referenced = new Set<string>(manifests.keys());
   for (const m of manifests.values()) {
