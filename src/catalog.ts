@@ -44,6 +44,8 @@ export async function readManifests(
 export interface Catalog {
   plan: LayoutPlan;
   sizes: Map<string, number>;
+  /** Every manifest the images name that is present, parsed. */
+  manifests: Map<string, ParsedManifest>;
 }
 
 /** Names the images of a pass and plans their layout. */
@@ -66,5 +68,5 @@ export async function catalog(pass: IngestResult, blobs: BlobReader, naming: Nam
     }
   }
   const plan = planLayout(candidates, manifests, (d) => sizes.has(d), (d) => sizes.get(d) ?? 0);
-  return { plan, sizes };
+  return { plan, sizes, manifests };
 }

@@ -8,6 +8,7 @@ import type { ArchiveFormat } from "./formats/format.ts";
 import { MAX_META_BYTES } from "./formats/format.ts";
 import { looksLikeOciLayout, ociLayout } from "./formats/oci_layout.ts";
 import { looksLikeOcMirror, looksLikeOcMirrorV1, ocMirror } from "./formats/oc_mirror.ts";
+import { CorruptBlobError } from "./registry_store.ts";
 import type { Source, SourceEntry } from "./source.ts";
 
 /** What the pass saw and did. */
@@ -18,6 +19,18 @@ export interface IngestResult {
   blobs: Map<string, number>;
   written: { blobs: number; bytes: number };
   skipped: { blobs: number; bytes: number };
+  /** Blobs left out because their bytes did not verify (only with `keepGoing`), with the reason. */
+  corrupt: Map<string, string>;
+}
+
+/** How a pass treats a blob that does not verify. */
+export interface IngestOptions {
+  progress?: IngestProgress;
+  /**
+   * Leave a corrupt blob out and go on (storage mode: the images that need it fail, the others load).
+   * Without it the first corrupt blob stops the pass.
+   */
+  keepGoing?: boolean;
 }
 
 /** Where verified blobs go; RegistryStore is one, inspect keeps manifests in memory. */
@@ -59,12 +72,14 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Streams `source` into `store` once. */
-export async function ingest(source: Source, store: BlobSink, progress?: IngestProgress): Promise<IngestResult> {
+export async function ingest(source: Source, store: BlobSink, options: IngestOptions = {}): Promise<IngestResult> {
+  const { progress } = options;
   let format: ArchiveFormat | undefined;
   const meta = new Map<string, Uint8Array>();
   const blobs = new Map<string, number>();
   const written = { blobs: 0, bytes: 0 };
   const skipped = { blobs: 0, bytes: 0 };
+  const corrupt = new Map<string, string>();
   for await (const entry of source) {
     progress?.(source.position, entry.path);
     if (entry.kind === "directory" || entry.path === "") continue;
@@ -102,7 +117,14 @@ export async function ingest(source: Source, store: BlobSink, progress?: IngestP
       skipped.bytes += entry.size;
       continue;
     }
-    await store.putBlob(digest, entry.size, entry.chunks(), entry.path);
+    try {
+      await store.putBlob(digest, entry.size, entry.chunks(), entry.path);
+    } catch (e) {
+      if (!(options.keepGoing && e instanceof CorruptBlobError)) throw e;
+      blobs.delete(digest);
+      corrupt.set(digest, e.message);
+      continue;
+    }
     written.blobs++;
     written.bytes += entry.size;
   }
@@ -112,5 +134,5 @@ export async function ingest(source: Source, store: BlobSink, progress?: IngestP
       `Cannot read ${source.path}: it is neither an oc-mirror v2 archive (docker/registry/v2/) nor an OCI image layout (oci-layout, index.json)`,
     );
   }
-  return { format, meta, blobs, written, skipped };
+  return { format, meta, blobs, written, skipped, corrupt };
 }

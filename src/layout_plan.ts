@@ -4,7 +4,7 @@
  * Paths are relative to `docker/registry/v2/`.
  */
 import { digestHex } from "./digest.ts";
-import type { LoadedImage } from "./images.ts";
+import { type LoadedImage, pullReference } from "./images.ts";
 import { isForeignLayer, type ParsedManifest, platformString } from "./manifest.ts";
 
 /** What an image needs written, and what it lacks. */
@@ -13,8 +13,8 @@ export interface LayoutPlan {
   links: [string, string][];
   /** Images with platforms, children and sizes filled in. */
   images: LoadedImage[];
-  /** Fatal: blobs or manifests an image needs that are absent. */
-  missing: { image: string; digest: string; what: string }[];
+  /** Fatal: blobs or manifests an image needs that are absent. `image` names it for people, `ref` is its `source@digest`. */
+  missing: { image: string; ref: string; digest: string; what: string }[];
   /** Not fatal: children of an index the source did not carry. */
   absentChildren: { image: string; digest: string; platform: string }[];
 }
@@ -51,7 +51,7 @@ export function planLayout(
       for (const [what, d] of [["config", m.config] as const, ...m.layers.map((l) => ["layer", l] as const)]) {
         if (!hasBlob(d.digest)) {
           if (what === "layer" && isForeignLayer(d)) continue;
-          missing.push({ image: name, digest: d.digest, what });
+          missing.push({ image: name, ref: pullReference(img), digest: d.digest, what });
           continue;
         }
         layer(d.digest);
@@ -61,7 +61,7 @@ export function planLayout(
     const top = manifests.get(img.digest);
     const record: LoadedImage = { ...img, tags: [...img.tags].sort() };
     if (!top) {
-      missing.push({ image: name, digest: img.digest, what: "manifest" });
+      missing.push({ image: name, ref: pullReference(img), digest: img.digest, what: "manifest" });
       continue;
     }
     record.mediaType = top.mediaType;

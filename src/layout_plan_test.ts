@@ -43,7 +43,7 @@ Deno.test("planLayout() links revisions, layers and tags, and reports missing bl
       `${repo}/_manifests/tags/v1/index/sha256/${"1".repeat(64)}/link`,
     ]
   ) assert.ok(paths.includes(p), p);
-  assert.deepEqual(plan.missing, [{ image: "quay.io/a/b:v1", digest: d("5"), what: "layer" }]);
+  assert.deepEqual(plan.missing, [{ image: "quay.io/a/b:v1", ref: `quay.io/a/b@${d("1")}`, digest: d("5"), what: "layer" }]);
   assert.deepEqual(plan.absentChildren.map((a) => a.platform), ["linux/arm64"]);
   assert.deepEqual(plan.images[0].platforms, ["linux/amd64"]);
   assert.equal(blobDataPath(d("a")), `blobs/sha256/aa/${"a".repeat(64)}/data`);

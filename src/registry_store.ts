@@ -10,6 +10,13 @@ import { digestHex, newHasher } from "./digest.ts";
 import { InputError, wrapFsError } from "./errors.ts";
 import { blobDataPath } from "./layout_plan.ts";
 
+/** A blob whose bytes do not hash to its digest; the reader is past it, so a pass may go on without it. */
+export class CorruptBlobError extends InputError {
+  constructor(readonly digest: string, message: string) {
+    super(message);
+  }
+}
+
 /** The tree isoload lays out, and its own state beside it. */
 export class RegistryStore {
   /** `DIR/docker/registry/v2`. */
@@ -22,9 +29,10 @@ export class RegistryStore {
   beforeWrite?: () => Promise<void>;
   #wrote = false;
 
-  constructor(readonly root: string) {
+  /** `stateDir` defaults to `root/isoload`; storage mode keeps its scratch tree's state with DIR's own. */
+  constructor(readonly root: string, stateDir = join(root, "isoload")) {
     this.v2 = join(root, "docker", "registry", "v2");
-    this.stateDir = join(root, "isoload");
+    this.stateDir = stateDir;
     this.tmpDir = join(this.stateDir, "tmp");
   }
 
@@ -70,7 +78,9 @@ export class RegistryStore {
       }
       const got = `sha256:${hasher.digest("hex")}`;
       if (written !== size) throw new InputError(`Cannot load blob ${digest} (${label}): got ${written} bytes, expected ${size}`);
-      if (got !== digest) throw new InputError(`Cannot load blob ${digest} (${label}): its bytes hash to ${got}; the archive is corrupt`);
+      if (got !== digest) {
+        throw new CorruptBlobError(digest, `Cannot load blob ${digest} (${label}): its bytes hash to ${got}; the archive is corrupt`);
+      }
       await file.syncData();
       file.close();
       file = undefined;

@@ -60,7 +60,7 @@ export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> 
 
     log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into ${dataDir}`);
     const progress = byteProgress(log, "load", source.size);
-    const pass = await ingest(source, store, (pos, what) => progress(pos, what));
+    const pass = await ingest(source, store, { progress: (pos, what) => progress(pos, what) });
     log.endProgress();
 
     const { plan, sizes } = await catalog(pass, store, opts.naming);
