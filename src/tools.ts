@@ -5,6 +5,8 @@ import { EnvironmentError } from "./errors.ts";
 export interface ToolResult {
   code: number;
   stdout: string;
+  /** stdout as bytes, for output that is hashed (a manifest). */
+  stdoutBytes: Uint8Array;
   stderr: string;
 }
 
@@ -18,7 +20,7 @@ export async function runTool(cmd: string, args: string[], env?: Record<string, 
     throw new EnvironmentError(`Cannot run ${cmd}`, { cause: e });
   }
   const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  return { code: out.code, stdout: dec.decode(out.stdout), stdoutBytes: out.stdout, stderr: dec.decode(out.stderr) };
 }
 
 /** The last meaningful line of a tool's stderr, for one-line messages. */

@@ -8,9 +8,11 @@ import { expectedManifests, probeAddress, probeRegistry } from "../readiness.ts"
 import { requireRecords } from "../records.ts";
 import { parseReference, repositoryOf } from "../reference.ts";
 import { registryEnv, renderRegistryConfig } from "../registry_config.ts";
-import { exportOciLayout } from "../oci_export.ts";
+import { exportDirImage } from "../dir_export.ts";
+import { ContainersStorage, writeDirPolicy } from "../containers_storage.ts";
+import { RegistryStore } from "../registry_store.ts";
 import { sdNotify } from "../sd_notify.ts";
-import { lastLine, runTool } from "../tools.ts";
+import { runTool } from "../tools.ts";
 
 /** Options of `isoload serve`. */
 export interface ServeOptions {
@@ -48,11 +50,11 @@ async function ensureImage(dataDir: string, images: LoadedImage[], ref: string, 
     throw new EnvironmentError(`Cannot run registry image ${ref}: it is not in containers-storage and not among the images in ${dataDir}`);
   }
   log.info(`Loading registry image ${ref} from ${dataDir} into containers-storage`);
-  const tmp = join(dataDir, "isoload", "tmp", `registry-image-${Deno.pid}`);
+  const store = new RegistryStore(dataDir);
+  const tmp = join(store.tmpDir, `registry-image-${Deno.pid}`);
   try {
-    await exportOciLayout(dataDir, found.image.repository, found.digest, tmp);
-    const res = await runTool("skopeo", ["copy", "--quiet", `oci:${tmp}`, `containers-storage:${ref}`]);
-    if (res.code !== 0) throw new EnvironmentError(`Cannot load registry image ${ref} from ${dataDir}: skopeo: ${lastLine(res.stderr)}`);
+    await exportDirImage(store, found.digest, tmp);
+    await new ContainersStorage(await writeDirPolicy(store.stateDir)).copyFromDir(tmp, ref);
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
