@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import { inspect, renderInspect } from "./commands/inspect.ts";
 import { load } from "./commands/load.ts";
+import { DEFAULT_PIN_FILE, defaultJobs, loadStorage } from "./commands/load_storage.ts";
 import { serve } from "./commands/serve.ts";
 import { mirrorConfig } from "./commands/mirror_config.ts";
 import { describeError, ExitCode, IsoloadError, UsageError } from "./errors.ts";
@@ -87,47 +88,113 @@ const COMMANDS: Record<string, CommandSpec> = {
     },
   },
   load: {
-    summary: "Lay an archive's images out as a registry storage tree and write registries.conf",
-    usage:
-      "isoload load SOURCE --data-dir DIR [--mirror HOST:PORT] [--registries-conf FILE | --no-registries-conf] [--source-registry HOST]",
-    description: "Reads SOURCE in one streaming pass, verifies every blob's sha256 as it streams and lays the images out under\n" +
-      "DIR/docker/registry/v2 so a read-only registry can serve them (isoload serve). Records what was loaded in\n" +
-      "DIR/isoload/images.json. Then writes registries.conf so pulls of the images' source names go to the mirror.\n" +
-      "Re-running is safe: blobs already in place are not read again, and a complete DIR is left untouched.\n" +
+    summary: "Make an archive's images available: as a registry storage tree, or in containers-storage",
+    usage: "isoload load SOURCE --data-dir DIR [--mode registry] [--mirror HOST:PORT] [--registries-conf FILE | --no-registries-conf]\n" +
+      "                    [--source-registry HOST]\n" +
+      "       isoload load SOURCE --data-dir DIR --mode storage [--storage-conf FILE] [--jobs N] [--pin FILE|none] [--keep]",
+    description: "Reads SOURCE (an oc-mirror v2 archive, an OCI image layout archive, or a directory holding either) in one\n" +
+      "streaming pass, verifying every blob's sha256 as it streams. Re-running is safe and quick.\n" +
+      "\n" +
+      "--mode registry (default): lays the images out under DIR/docker/registry/v2 for a read-only registry (isoload\n" +
+      "serve), records them in DIR/isoload/images.json, and writes registries.conf so pulls of the images' source\n" +
+      "names go to the mirror. Blobs already in place are not read again; a complete DIR is left untouched.\n" +
       'Repositories with tags in the archive are mirrored for tag and digest pulls (pull-from-mirror = "all");\n' +
-      'digest-only repositories for digest pulls ("digest-only"), as OpenShift renders an ImageDigestMirrorSet.',
+      'digest-only repositories for digest pulls ("digest-only"), as OpenShift renders an ImageDigestMirrorSet.\n' +
+      "\n" +
+      "--mode storage: no registry. Copies every image into containers-storage with skopeo under its source name, by\n" +
+      "digest and by each tag the archive gives it (for an index, this host's platform), so CRI-O and podman find\n" +
+      "quay.io/ns/repo@sha256:... locally. The archive is verified into a scratch tree under DIR, copied from there,\n" +
+      "and the scratch is removed unless --keep. Images already in the store are skipped. A CRI-O drop-in pins every\n" +
+      "reference against kubelet image garbage collection. One image failing does not stop the others: every\n" +
+      "failure is listed at the end and the exit is non-zero.",
     options: {
-      "data-dir": { type: "string", arg: "DIR", help: "Where the storage tree and isoload's records go (created if absent)." },
-      mirror: { type: "string", arg: "HOST:PORT", default: "127.0.0.1:22625", help: "Address clients reach the registry at." },
+      "data-dir": { type: "string", arg: "DIR", help: "Where the storage tree (or scratch) and isoload's records go (created if absent)." },
+      mode: { type: "string", arg: "MODE", default: "registry", help: "registry or storage." },
+      mirror: {
+        type: "string",
+        arg: "HOST:PORT",
+        default: "127.0.0.1:22625",
+        help: "registry mode: address clients reach the registry at.",
+      },
       "registries-conf": {
         type: "string",
         arg: "FILE",
         default: "/etc/containers/registries.conf.d/99-isoload.conf",
-        help: "registries.conf to write. A file isoload did not write is merged into, with a backup beside it.",
+        help: "registry mode: registries.conf to write. A file isoload did not write is merged into, with a backup.",
       },
-      "no-registries-conf": { type: "boolean", help: "Write no registries.conf." },
+      "no-registries-conf": { type: "boolean", help: "registry mode: write no registries.conf." },
       "source-registry": { type: "string", arg: "HOST", help: "Registry for image names that carry none." },
+      "storage-conf": {
+        type: "string",
+        arg: "FILE",
+        help: "storage mode: storage.conf for skopeo (CONTAINERS_STORAGE_CONF); default: the host's, CRI-O's store.",
+      },
+      jobs: {
+        type: "string",
+        arg: "N",
+        default: String(defaultJobs()),
+        help: "storage mode: copies run at once (default: CPUs, at most 4).",
+      },
+      pin: {
+        type: "string",
+        arg: "FILE|none",
+        default: DEFAULT_PIN_FILE,
+        help: "storage mode: CRI-O drop-in listing pinned_images; none: write none.",
+      },
+      keep: { type: "boolean", help: "storage mode: keep the scratch tree under DIR (a re-run then reads no blob again)." },
     },
     examples: [
       "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/lib/isoload",
       "isoload load images.oci.tar --data-dir /var/lib/isoload --mirror host0.example.com:22625 --registries-conf /tmp/r.conf",
+      "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/tmp/isoload --mode storage",
+      "isoload load images.oci.tar --data-dir /tmp/x --mode storage --storage-conf ./storage.conf --pin none --jobs 2",
     ],
     positionals: 1,
     async run(v, pos, log) {
+      const mode = str(v, "mode") ?? "registry";
+      if (mode !== "registry" && mode !== "storage") {
+        throw new UsageError(`--mode must be registry or storage, got ${JSON.stringify(mode)}`);
+      }
+      const only = (names: string[], m: string) => {
+        const given = names.filter((n) => v[n] !== undefined);
+        if (given.length) throw new UsageError(`--${given[0]} applies to --mode ${m} only`);
+      };
+      const naming = { sourceRegistry: sourceRegistry(v) };
+      const dataDir = required(v, "data-dir");
+      if (mode === "storage") {
+        only(["mirror", "registries-conf", "no-registries-conf"], "registry");
+        const jobs = Number(str(v, "jobs") ?? defaultJobs());
+        if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
+          throw new UsageError(`--jobs must be a whole number from 1 to 64, got ${str(v, "jobs")}`);
+        }
+        const pin = str(v, "pin") ?? DEFAULT_PIN_FILE;
+        if (pin === "") throw new UsageError("--pin needs a FILE or none");
+        await loadStorage({
+          source: pos[0],
+          dataDir,
+          storageConf: str(v, "storage-conf"),
+          jobs,
+          pinFile: pin === "none" ? undefined : pin,
+          keep: v.keep === true,
+          naming,
+        }, log);
+        return ExitCode.ok;
+      }
+      only(["storage-conf", "jobs", "pin", "keep"], "storage");
       if (v["no-registries-conf"] && str(v, "registries-conf")) {
         throw new UsageError("--registries-conf and --no-registries-conf exclude each other");
       }
-      const res = await load({
+      await load({
         source: pos[0],
-        dataDir: required(v, "data-dir"),
+        dataDir,
         mirror: parseHostPort(str(v, "mirror") ?? "127.0.0.1:22625", "--mirror"),
         registriesConf: v["no-registries-conf"]
           ? undefined
           : str(v, "registries-conf") ?? "/etc/containers/registries.conf.d/99-isoload.conf",
-        naming: { sourceRegistry: sourceRegistry(v) },
+        naming,
         insecure: true,
       }, log);
-      return res ? ExitCode.ok : ExitCode.internal;
+      return ExitCode.ok;
     },
   },
   serve: {

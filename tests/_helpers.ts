@@ -117,9 +117,16 @@ export async function serve(
   };
 }
 
-/** Environment for podman and skopeo on a private vfs store (test-only settings). */
+/**
+ * Environment for podman and skopeo on a private vfs store (test-only settings).
+ * The runroot gets a short path of its own: with a runroot path much over 50
+ * characters, podman 4.3 waits 20 s for every `podman run` to exit (conmon's
+ * socket paths grow past the limit).
+ */
 export async function containersEnv(dir: string): Promise<Record<string, string>> {
   await Deno.mkdir(dir, { recursive: true });
+  const runroot = await Deno.makeTempDir({ prefix: "ir" });
+  globalThis.addEventListener("unload", () => Deno.removeSync(runroot, { recursive: true }));
   const conf = join(dir, "containers.conf");
   const storage = join(dir, "storage.conf");
   // runc, cgroupfs and lowered ulimits: what podman needs in this sandbox (see DOMAIN.md). Tests only.
@@ -141,7 +148,7 @@ export async function containersEnv(dir: string): Promise<Record<string, string>
       "[storage]",
       'driver = "vfs"',
       `graphroot = "${join(dir, "graph")}"`,
-      `runroot = "${join(dir, "run")}"`,
+      `runroot = "${runroot}"`,
       "",
     ].join("\n"),
   );

@@ -1,0 +1,209 @@
+/**
+ * `isoload load --mode storage`: every image of the archive copied into
+ * containers-storage under its source name, so CRI-O finds it with no registry,
+ * and pinned against kubelet image garbage collection.
+ *
+ * skopeo cannot read a stream, so the archive is streamed once (verified, as
+ * in registry mode) into a scratch tree under DIR, exported image by image as
+ * `dir:` layouts of hard links, and copied from there; the scratch goes
+ * afterwards unless kept.
+ */
+import { join, resolve } from "node:path";
+import { catalog } from "../catalog.ts";
+import { ContainersStorage, writeDirPolicy } from "../containers_storage.ts";
+import { ConfigError, describeError, EnvironmentError, InputError, wrapFsError } from "../errors.ts";
+import type { NamingOptions } from "../formats/format.ts";
+import { ingest } from "../ingest.ts";
+import { lockDataDir } from "../lock.ts";
+import { byteProgress, formatBytes, formatDuration, type Logger } from "../log.ts";
+import { exportDirImage } from "../dir_export.ts";
+import { assertPinFileOwned, writePinnedImages } from "../pinned_images.ts";
+import { runPool } from "../pool.ts";
+import { RegistryStore } from "../registry_store.ts";
+import { openSource } from "../source.ts";
+import { hostPlatform, planStorage, type StorageFailure } from "../storage_plan.ts";
+import { readStorageRecords, sameSource, type SourceIdentity, type StoredImage, writeStorageRecords } from "../storage_records.ts";
+
+/** The CRI-O drop-in written unless `--pin none`. */
+export const DEFAULT_PIN_FILE = "/etc/crio/crio.conf.d/50-isoload-pinned-images.conf";
+
+/** Options of `isoload load --mode storage`. */
+export interface StorageLoadOptions {
+  source: string;
+  dataDir: string;
+  /** storage.conf for skopeo; undefined: the host's. */
+  storageConf?: string;
+  /** Copies run at once. */
+  jobs: number;
+  /** Pin file to write; undefined: none. */
+  pinFile?: string;
+  /** Keep the scratch tree (a re-run then reads no blob again). */
+  keep: boolean;
+  naming: NamingOptions;
+}
+
+/** What a storage load did. */
+export interface StorageLoadResult {
+  images: number;
+  copied: number;
+  present: number;
+  failures: StorageFailure[];
+  nothingToDo: boolean;
+}
+
+/** A sensible number of parallel copies: extraction is serialised by the store lock, so a few suffice. */
+export function defaultJobs(): number {
+  return Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
+}
+
+/** Refuses, before any work, a storage.conf that cannot be read or a pin file isoload may not replace. */
+async function preflight(opts: StorageLoadOptions): Promise<void> {
+  if (opts.storageConf) {
+    try {
+      await Deno.readTextFile(opts.storageConf);
+    } catch (e) {
+      throw new ConfigError(`Cannot use --storage-conf ${opts.storageConf}: ${describeError(wrapFsError("read it", e))}`);
+    }
+  }
+  if (opts.pinFile) await assertPinFileOwned(opts.pinFile);
+}
+
+/** Whether every target of every image resolves in the store to one of its digests. */
+async function allPresent(storage: ContainersStorage, images: StoredImage[], jobs: number): Promise<boolean> {
+  const checks = await runPool(images, jobs, async (img) => {
+    for (const t of img.targets) {
+      const d = await storage.manifestDigest(t);
+      if (!d || !img.accepts.includes(d)) return false;
+    }
+    return true;
+  });
+  return checks.every((c) => c.ok && c.value);
+}
+
+/** Runs a storage-mode load. */
+export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promise<StorageLoadResult> {
+  const started = performance.now();
+  const dataDir = resolve(opts.dataDir);
+  const stateDir = join(dataDir, "isoload");
+  await preflight(opts);
+  const source = await openSource(opts.source);
+  const lock = await lockDataDir(stateDir, `load ${opts.source} into containers-storage`);
+  try {
+    const identity: SourceIdentity = {
+      path: resolve(source.path),
+      size: source.size,
+      mtimeMs: (await Deno.stat(source.path)).mtime?.getTime() ?? 0,
+    };
+    const storage = new ContainersStorage(await writeDirPolicy(stateDir), opts.storageConf && resolve(opts.storageConf));
+    const about = `Images isoload copied into containers-storage from ${identity.path}.`;
+
+    // A finished load of the same source: check the store, not the archive.
+    const prev = await readStorageRecords(dataDir);
+    if (
+      prev?.complete && sameSource(prev.source, identity) && prev.storageConf === storage.storageConf &&
+      await allPresent(storage, prev.images, opts.jobs)
+    ) {
+      if (opts.pinFile) await writePinned(opts.pinFile, prev.images.flatMap((i) => i.pins), about, log);
+      log.info(
+        `Nothing to do: all ${prev.images.length} images of ${source.path} are in containers-storage ` +
+          `(checked in ${formatDuration(performance.now() - started)})`,
+      );
+      return { images: prev.images.length, copied: 0, present: prev.images.length, failures: [], nothingToDo: true };
+    }
+
+    const scratch = new RegistryStore(join(dataDir, "scratch"), stateDir);
+    await scratch.clearTemp();
+    await writeStorageRecords(dataDir, {
+      version: 1,
+      complete: false,
+      source: identity,
+      storageConf: storage.storageConf,
+      images: [],
+      failures: [],
+    });
+
+    log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into containers-storage via ${scratch.root}`);
+    const progress = byteProgress(log, "read", source.size);
+    const pass = await ingest(source, scratch, { progress: (pos, what) => progress(pos, what), keepGoing: true });
+    log.endProgress();
+    const { plan, manifests } = await catalog(pass, scratch, opts.naming);
+    const platform = hostPlatform();
+    const sp = planStorage(plan, manifests, pass.corrupt, platform);
+
+    // One dir: image per copy, made just before it is copied (hard links: cheap) and removed after.
+    const exports = join(scratch.root, "dir");
+    await Deno.remove(exports, { recursive: true }).catch(() => {});
+
+    let copied = 0;
+    let present = 0;
+    let done = 0;
+    log.info(`Copying ${sp.copies.length} images into containers-storage (${opts.jobs} at a time, platform ${platform.architecture})`);
+    const outcomes = await runPool(sp.copies, opts.jobs, async (c, i) => {
+      const t0 = performance.now();
+      let wrote = false;
+      const dir = join(exports, String(i));
+      try {
+        for (const target of c.targets) {
+          const d = await storage.manifestDigest(target);
+          if (d && c.accepts.includes(d)) continue;
+          if (!wrote) await exportDirImage(scratch, c.image.digest, dir);
+          await storage.copyFromDir(dir, target);
+          wrote = true;
+        }
+      } finally {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
+      done++;
+      if (wrote) {
+        copied++;
+        log.info(`[${done}/${sp.copies.length}] copied ${c.targets.join(", ")} (${formatDuration(performance.now() - t0)})`);
+      } else present++;
+    });
+
+    const failures: StorageFailure[] = [...sp.failures];
+    const stored: StoredImage[] = [];
+    outcomes.forEach((o, i) => {
+      const c = sp.copies[i];
+      if (o.ok) stored.push({ ref: c.ref, targets: c.targets, accepts: c.accepts, pins: c.pins });
+      else failures.push({ ref: c.ref, reason: describeError(o.error) });
+    });
+
+    if (opts.pinFile) await writePinned(opts.pinFile, stored.flatMap((s) => s.pins), about, log);
+    await writeStorageRecords(dataDir, {
+      version: 1,
+      complete: failures.length === 0,
+      source: identity,
+      storageConf: storage.storageConf,
+      images: stored,
+      failures,
+    });
+    if (!opts.keep) {
+      await Deno.remove(scratch.root, { recursive: true }).catch((e) => {
+        throw wrapFsError(`remove the scratch tree ${scratch.root}`, e);
+      });
+    }
+
+    const took = formatDuration(performance.now() - started);
+    const total = stored.length + failures.length;
+    for (const f of failures) log.warn(`${f.ref} failed: ${f.reason}`);
+    if (failures.length) {
+      const summary = `Cannot load ${failures.length} of ${total} images into containers-storage ` +
+        `(first: ${failures[0].ref}: ${failures[0].reason}); ${stored.length} loaded`;
+      // Copy failures are the host's (skopeo, the store, the disk); the rest are the archive's.
+      const hostFault = failures.length > sp.failures.length;
+      throw hostFault ? new EnvironmentError(summary) : new InputError(summary);
+    }
+    log.info(
+      `Loaded ${stored.length} images from ${source.path} into containers-storage in ${took}: ` +
+        `copied ${copied}, ${present} already present`,
+    );
+    return { images: stored.length, copied, present, failures, nothingToDo: false };
+  } finally {
+    lock.release();
+    source.close();
+  }
+}
+
+async function writePinned(path: string, refs: string[], about: string, log: Logger): Promise<void> {
+  if (await writePinnedImages(path, refs, about)) log.info(`Wrote ${path} (${new Set(refs).size} pinned references)`);
+}
