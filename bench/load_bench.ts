@@ -10,6 +10,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { startWritableRegistry } from "../tools/registry_process.ts";
 import { buildLargeLayout, tarDirectory, writeLayoutIndex } from "../tools/payload.ts";
+import { Bench, mb, type Measure } from "./_measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -20,27 +21,9 @@ const layerBytes = Number(args.values["layer-mb"]) * 1_000_000;
 const root = new URL("..", import.meta.url).pathname;
 const work = args.values.out ?? await Deno.makeTempDir({ prefix: "isoload-bench-" });
 
-interface Measure {
-  wallS: number;
-  maxRssKb: number;
-}
-
-/** Runs a command under GNU time; returns wall seconds and peak RSS. */
-async function timed(cmd: string, argv: string[], env?: Record<string, string>): Promise<Measure> {
-  const tf = join(work, "time.txt");
-  const out = await new Deno.Command("/usr/bin/time", {
-    args: ["-f", "%e %M", "-o", tf, cmd, ...argv],
-    env,
-    stdout: "null",
-    stderr: "piped",
-  })
-    .output();
-  if (!out.success) throw new Error(`${cmd} ${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-  const [wall, rss] = (await Deno.readTextFile(tf)).trim().split("\n").at(-1)!.split(" ").map(Number);
-  return { wallS: wall, maxRssKb: rss };
-}
-
-const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
+const RUNS = 3;
+const bench = new Bench(work, RUNS);
+const fresh = (name: string) => bench.fresh(name);
 
 console.log(`bench: generating ${images} images × ${layerBytes / 1e6} MB in ${work}`);
 const layout = join(work, "layout");
@@ -51,28 +34,13 @@ const size = (await Deno.stat(archive)).size;
 console.log(`bench: archive ${(size / 1e9).toFixed(2)} GB`);
 
 // Warm the page cache the same way for every contender.
-await timed("cat", [archive, "/dev/null"]);
+await bench.timed("cat", [archive, "/dev/null"]);
 
 const results: [string, Measure][] = [];
-const RUNS = 3;
-/** Median wall time of RUNS runs (each after `prepare`), and the largest peak RSS. */
-async function median(prepare: () => Promise<string[]>, cmd: string, env?: Record<string, string>): Promise<Measure> {
-  const ms: Measure[] = [];
-  for (let i = 0; i < RUNS; i++) ms.push(await timed(cmd, await prepare(), env));
-  ms.sort((a, b) => a.wallS - b.wallS);
-  return { wallS: ms[Math.floor(RUNS / 2)].wallS, maxRssKb: Math.max(...ms.map((m) => m.maxRssKb)) };
-}
-const fresh = async (name: string) => {
-  const d = join(work, name);
-  await Deno.remove(d, { recursive: true }).catch(() => {});
-  await Deno.mkdir(d, { recursive: true });
-  return d;
-};
-
-results.push(["GNU tar -xf (floor)", await median(async () => ["-xf", archive, "-C", await fresh("tar-out")], "tar")]);
+results.push(["GNU tar -xf (floor)", await bench.median(async () => ["-xf", archive, "-C", await fresh("tar-out")], "tar")]);
 results.push([
   "GNU tar -xf + sync",
-  await median(async () => ["-c", `tar -xf "$0" -C "$1" && sync -f "$1"`, archive, await fresh("tar-sync-out")], "sh"),
+  await bench.median(async () => ["-c", `tar -xf "$0" -C "$1" && sync -f "$1"`, archive, await fresh("tar-sync-out")], "sh"),
 ]);
 {
   const data = join(work, "isoload-data");
@@ -88,10 +56,10 @@ results.push([
     "--no-registries-conf",
     "--quiet",
   ];
-  results.push(["isoload load", await median(async () => (await fresh("isoload-data"), loadArgs), Deno.execPath())]);
+  results.push(["isoload load", await bench.median(async () => (await fresh("isoload-data"), loadArgs), Deno.execPath())]);
   results.push([
     "isoload load (re-run, complete DIR)",
-    await timed(Deno.execPath(), loadArgs),
+    await bench.timed(Deno.execPath(), loadArgs),
   ]);
 }
 {
@@ -113,7 +81,7 @@ results.push([
   try {
     results.push([
       "skopeo copy per image into a registry (push path)",
-      await median(async () => {
+      await bench.median(async () => {
         await fresh("push-registry");
         return [sh];
       }, "sh"),

@@ -22,16 +22,22 @@ export interface StoredImage {
   pins: string[];
 }
 
-/** The storage records file. */
-export interface StorageRecords {
-  version: 1;
+/** One source loaded into the store. */
+export interface StorageLoad {
+  source: SourceIdentity;
   /** True once every image of the source is in the store. */
   complete: boolean;
-  source: SourceIdentity;
-  /** The storage.conf skopeo was given; absent for the host's. */
-  storageConf?: string;
   images: StoredImage[];
   failures: StorageFailure[];
+}
+
+/** The storage records file: every source loaded into one store (an oc-mirror series has several). */
+export interface StorageRecords {
+  version: 2;
+  /** The storage.conf skopeo was given; absent for the host's. */
+  storageConf?: string;
+  /** One entry per source path, in the order first loaded. */
+  loads: StorageLoad[];
 }
 
 /** Path of the storage records in a data directory. */
@@ -51,7 +57,7 @@ export async function readStorageRecords(dataDir: string): Promise<StorageRecord
   }
   try {
     const r = JSON.parse(text) as StorageRecords;
-    if (r.version !== 1 || !Array.isArray(r.images) || typeof r.source?.path !== "string") throw new SyntaxError("unknown version");
+    if (r.version !== 2 || !Array.isArray(r.loads)) throw new SyntaxError("unknown version");
     return r;
   } catch (e) {
     throw new InputError(`Cannot read ${path}: not isoload storage records`, { cause: e });
@@ -61,6 +67,14 @@ export async function readStorageRecords(dataDir: string): Promise<StorageRecord
 /** Writes the storage records atomically. */
 export async function writeStorageRecords(dataDir: string, records: StorageRecords): Promise<void> {
   await atomicWrite(storageRecordsPath(dataDir), JSON.stringify(records, null, 2) + "\n");
+}
+
+/** The records with `load` in place of the entry for its source path (appended when new). */
+export function withLoad(records: StorageRecords, load: StorageLoad): StorageRecords {
+  const loads = records.loads.some((l) => l.source.path === load.source.path)
+    ? records.loads.map((l) => (l.source.path === load.source.path ? load : l))
+    : [...records.loads, load];
+  return { ...records, loads };
 }
 
 /** True when two identities name the same unchanged source. */

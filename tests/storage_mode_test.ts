@@ -151,6 +151,42 @@ Deno.test("load --mode storage: one corrupt blob fails its image by name; the ot
   });
 });
 
+Deno.test("load --mode storage: a second source into the same DIR adds to the pins, never drops the first's", async () => {
+  const { fixture, tar } = await sampleFixture();
+  await withTempDir("storage-two", async (dir) => {
+    const env = await containersEnv(join(dir, "containers"));
+    assert.equal((await loadStorage(tar, dir, env)).code, 0);
+    // A second archive: the sample's blobs, its index naming one image under another repository.
+    const hello = fixture.images[0];
+    const helloSize = (await Deno.stat(join(fixture.dir, "blobs", "sha256", hello.digest.slice(7)))).size;
+    const entries = (await layoutEntries(fixture.dir)).map((e) =>
+      e.name === "index.json"
+        ? {
+          ...e,
+          data: new TextEncoder().encode(JSON.stringify({
+            schemaVersion: 2,
+            manifests: [{
+              mediaType: "application/vnd.oci.image.manifest.v1+json",
+              digest: hello.digest,
+              size: helloSize,
+              annotations: { "org.opencontainers.image.ref.name": "quay.io/isoload-test/extra:v9" },
+            }],
+          })),
+        }
+        : e
+    );
+    const second = join(dir, "second.tar");
+    await Deno.writeFile(second, makeTar(entries, { end: true }));
+    const r = await loadStorage(second, dir, env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await podman(env, ["image", "exists", `quay.io/isoload-test/extra@${hello.digest}`])).code, 0);
+    const pins = await Deno.readTextFile(join(dir, "crio.conf.d", "50-isoload-pinned-images.conf"));
+    for (const ref of ["quay.io/isoload-test/extra:v9", ...fixture.images.map((i) => `${i.source}@${i.digest}`)]) {
+      assert.ok(pins.includes(`"${ref}"`), `${ref} pinned`);
+    }
+  });
+});
+
 Deno.test("load --mode storage: a pin file isoload did not write is left alone, before any work", async () => {
   const { tar } = await sampleFixture();
   await withTempDir("storage-pin", async (dir) => {

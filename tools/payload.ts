@@ -174,21 +174,38 @@ export async function tarDirectory(dir: string, out: string): Promise<void> {
 }
 
 /**
- * A large payload for benchmarks: `count` images, each one random layer of
+ * A large payload for benchmarks: `count` images, each one layer of
  * `layerBytes` (a valid tar holding one file), written by streaming.
+ * Layers are random bytes, or with `gzip` compressible text (6 bits of
+ * entropy a byte, as binaries and text roughly are) gzip-compressed, so
+ * consumers pay a real inflate.
  */
-export async function buildLargeLayout(dir: string, count: number, layerBytes: number): Promise<Fixture> {
+export async function buildLargeLayout(dir: string, count: number, layerBytes: number, opts: { gzip?: boolean } = {}): Promise<Fixture> {
   const images: Fixture["images"] = [];
   const descs: Desc[] = [];
   await Deno.mkdir(join(dir, "blobs", "sha256"), { recursive: true });
   for (let i = 0; i < count; i++) {
     const tmp = join(dir, "blobs", "layer.tmp");
     const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
-    const hash = createHash("sha256");
-    const put = async (b: Uint8Array) => {
-      hash.update(b);
+    const blobHash = createHash("sha256");
+    const diffHash = createHash("sha256");
+    const writeFile = async (b: Uint8Array) => {
+      blobHash.update(b);
       let o = 0;
       while (o < b.length) o += await f.write(b.subarray(o));
+    };
+    // With gzip, the tar goes through a CompressionStream whose output a second task writes.
+    const gz = opts.gzip ? new CompressionStream("gzip") : undefined;
+    const gzWriter = gz?.writable.getWriter();
+    const drained = gz
+      ? (async () => {
+        for await (const c of gz.readable) await writeFile(c);
+      })()
+      : Promise.resolve();
+    const put = async (b: Uint8Array) => {
+      diffHash.update(b);
+      if (gzWriter) await gzWriter.write(b.slice());
+      else await writeFile(b);
     };
     const header = new Uint8Array(512);
     const enc = new TextEncoder();
@@ -211,24 +228,31 @@ export async function buildLargeLayout(dir: string, count: number, layerBytes: n
     while (left > 0) {
       const n = Math.min(left, chunk.length);
       for (let j = 0; j < n; j += 65536) crypto.getRandomValues(chunk.subarray(j, Math.min(n, j + 65536)));
+      if (opts.gzip) { for (let j = 0; j < n; j++) chunk[j] = 0x30 + (chunk[j] & 63); }
       chunk[0] = seed++ & 0xff;
       await put(chunk.subarray(0, n));
       left -= n;
     }
     const pad = (512 - (layerBytes % 512)) % 512;
     await put(new Uint8Array(pad + 1024));
+    await gzWriter?.close();
+    await drained;
     f.close();
-    const hex = hash.digest("hex");
+    const hex = blobHash.digest("hex");
     const size = (await Deno.stat(tmp)).size;
     await Deno.rename(tmp, join(dir, "blobs", "sha256", hex));
-    const layer: Desc = { mediaType: "application/vnd.oci.image.layer.v1.tar", digest: `sha256:${hex}`, size };
+    const layer: Desc = {
+      mediaType: opts.gzip ? "application/vnd.oci.image.layer.v1.tar+gzip" : "application/vnd.oci.image.layer.v1.tar",
+      digest: `sha256:${hex}`,
+      size,
+    };
     const config = await writeBlob(
       dir,
       new TextEncoder().encode(JSON.stringify({
         architecture: "amd64",
         os: "linux",
         config: {},
-        rootfs: { type: "layers", diff_ids: [layer.digest] },
+        rootfs: { type: "layers", diff_ids: [`sha256:${diffHash.digest("hex")}`] },
       })),
       "application/vnd.oci.image.config.v1+json",
     );

@@ -22,7 +22,15 @@ import { runPool } from "../pool.ts";
 import { RegistryStore } from "../registry_store.ts";
 import { openSource } from "../source.ts";
 import { hostPlatform, planStorage, type StorageFailure } from "../storage_plan.ts";
-import { readStorageRecords, sameSource, type SourceIdentity, type StoredImage, writeStorageRecords } from "../storage_records.ts";
+import {
+  readStorageRecords,
+  sameSource,
+  type SourceIdentity,
+  type StorageRecords,
+  type StoredImage,
+  withLoad,
+  writeStorageRecords,
+} from "../storage_records.ts";
 
 /** The CRI-O drop-in written unless `--pin none`. */
 export const DEFAULT_PIN_FILE = "/etc/crio/crio.conf.d/50-isoload-pinned-images.conf";
@@ -95,15 +103,21 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
       mtimeMs: (await Deno.stat(source.path)).mtime?.getTime() ?? 0,
     };
     const storage = new ContainersStorage(await writeDirPolicy(stateDir), opts.storageConf && resolve(opts.storageConf));
-    const about = `Images isoload copied into containers-storage from ${identity.path}.`;
+    const about = `Images isoload copied into containers-storage, as recorded in ${join(stateDir, "storage.json")}.`;
+
+    // Records of another store say nothing about this one.
+    const found = await readStorageRecords(dataDir);
+    let records: StorageRecords = found && found.storageConf === storage.storageConf
+      ? found
+      : { version: 2, storageConf: storage.storageConf, loads: [] };
+    // Pins cover every source loaded into this store: a later archive of a series must not unpin an earlier one's images.
+    const pinsWith = (images: StoredImage[]) =>
+      records.loads.filter((l) => l.source.path !== identity.path).flatMap((l) => l.images).concat(images).flatMap((i) => i.pins);
 
     // A finished load of the same source: check the store, not the archive.
-    const prev = await readStorageRecords(dataDir);
-    if (
-      prev?.complete && sameSource(prev.source, identity) && prev.storageConf === storage.storageConf &&
-      await allPresent(storage, prev.images, opts.jobs)
-    ) {
-      if (opts.pinFile) await writePinned(opts.pinFile, prev.images.flatMap((i) => i.pins), about, log);
+    const prev = records.loads.find((l) => l.source.path === identity.path);
+    if (prev?.complete && sameSource(prev.source, identity) && await allPresent(storage, prev.images, opts.jobs)) {
+      if (opts.pinFile) await writePinned(opts.pinFile, pinsWith(prev.images), about, log);
       log.info(
         `Nothing to do: all ${prev.images.length} images of ${source.path} are in containers-storage ` +
           `(checked in ${formatDuration(performance.now() - started)})`,
@@ -113,19 +127,14 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
 
     const scratch = new RegistryStore(join(dataDir, "scratch"), stateDir);
     await scratch.clearTemp();
-    await writeStorageRecords(dataDir, {
-      version: 1,
-      complete: false,
-      source: identity,
-      storageConf: storage.storageConf,
-      images: [],
-      failures: [],
-    });
+    records = withLoad(records, { source: identity, complete: false, images: prev?.images ?? [], failures: [] });
+    await writeStorageRecords(dataDir, records);
 
     log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into containers-storage via ${scratch.root}`);
     const progress = byteProgress(log, "read", source.size);
     const pass = await ingest(source, scratch, { progress: (pos, what) => progress(pos, what), keepGoing: true });
     log.endProgress();
+    const readTook = performance.now() - started;
     const { plan, manifests } = await catalog(pass, scratch, opts.naming);
     const platform = hostPlatform();
     const sp = planStorage(plan, manifests, pass.corrupt, platform);
@@ -168,15 +177,8 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
       else failures.push({ ref: c.ref, reason: describeError(o.error) });
     });
 
-    if (opts.pinFile) await writePinned(opts.pinFile, stored.flatMap((s) => s.pins), about, log);
-    await writeStorageRecords(dataDir, {
-      version: 1,
-      complete: failures.length === 0,
-      source: identity,
-      storageConf: storage.storageConf,
-      images: stored,
-      failures,
-    });
+    if (opts.pinFile) await writePinned(opts.pinFile, pinsWith(stored), about, log);
+    await writeStorageRecords(dataDir, withLoad(records, { source: identity, complete: failures.length === 0, images: stored, failures }));
     if (!opts.keep) {
       await Deno.remove(scratch.root, { recursive: true }).catch((e) => {
         throw wrapFsError(`remove the scratch tree ${scratch.root}`, e);
@@ -187,15 +189,18 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
     const total = stored.length + failures.length;
     for (const f of failures) log.warn(`${f.ref} failed: ${f.reason}`);
     if (failures.length) {
+      const series = pass.format.name === "oc-mirror-v2" && failures.some((f) => / is not in the archive$/.test(f.reason))
+        ? ". If this is a later archive of an incremental oc-mirror series, load the earlier ones into the same --data-dir first, with --keep"
+        : "";
       const summary = `Cannot load ${failures.length} of ${total} images into containers-storage ` +
-        `(first: ${failures[0].ref}: ${failures[0].reason}); ${stored.length} loaded`;
+        `(first: ${failures[0].ref}: ${failures[0].reason}); ${stored.length} loaded${series}`;
       // Copy failures are the host's (skopeo, the store, the disk); the rest are the archive's.
       const hostFault = failures.length > sp.failures.length;
       throw hostFault ? new EnvironmentError(summary) : new InputError(summary);
     }
     log.info(
-      `Loaded ${stored.length} images from ${source.path} into containers-storage in ${took}: ` +
-        `copied ${copied}, ${present} already present`,
+      `Loaded ${stored.length} images from ${source.path} into containers-storage in ${took} ` +
+        `(reading and verifying ${formatDuration(readTook)}): copied ${copied}, ${present} already present`,
     );
     return { images: stored.length, copied, present, failures, nothingToDo: false };
   } finally {

@@ -1,0 +1,46 @@
+/** What the benchmarks share: GNU time around a command, medians, fresh directories. */
+import { join } from "node:path";
+
+/** Wall seconds and peak RSS (of the process, or of its largest child) of one run. */
+export interface Measure {
+  wallS: number;
+  maxRssKb: number;
+}
+
+/** A benchmark's scratch space, where GNU time writes its figures. */
+export class Bench {
+  constructor(readonly work: string, readonly runs: number) {}
+
+  /** Runs a command under GNU time; returns wall seconds and peak RSS. */
+  async timed(cmd: string, argv: string[], env?: Record<string, string>): Promise<Measure> {
+    const tf = join(this.work, "time.txt");
+    const out = await new Deno.Command("/usr/bin/time", {
+      args: ["-f", "%e %M", "-o", tf, cmd, ...argv],
+      env,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!out.success) throw new Error(`${cmd} ${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+    const [wall, rss] = (await Deno.readTextFile(tf)).trim().split("\n").at(-1)!.split(" ").map(Number);
+    return { wallS: wall, maxRssKb: rss };
+  }
+
+  /** Median wall time of `runs` runs (each after `prepare`, which returns the argv), and the largest peak RSS. */
+  async median(prepare: () => Promise<string[]>, cmd: string, env?: Record<string, string>): Promise<Measure> {
+    const ms: Measure[] = [];
+    for (let i = 0; i < this.runs; i++) ms.push(await this.timed(cmd, await prepare(), env));
+    ms.sort((a, b) => a.wallS - b.wallS);
+    return { wallS: ms[Math.floor(this.runs / 2)].wallS, maxRssKb: Math.max(...ms.map((m) => m.maxRssKb)) };
+  }
+
+  /** An empty directory `name` under the work dir. */
+  async fresh(name: string): Promise<string> {
+    const d = join(this.work, name);
+    await Deno.remove(d, { recursive: true }).catch(() => {});
+    await Deno.mkdir(d, { recursive: true });
+    return d;
+  }
+}
+
+/** "62 MB". */
+export const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
