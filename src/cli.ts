@@ -8,7 +8,12 @@ import { load } from "./commands/load.ts";
 import { DEFAULT_PIN_FILE, defaultJobs, loadStorage } from "./commands/load_storage.ts";
 import { serve } from "./commands/serve.ts";
 import { mirrorConfig } from "./commands/mirror_config.ts";
+import { writeNodeRegistriesConf } from "./commands/registries_conf.ts";
+import { waitForRegistry } from "./commands/wait.ts";
+import { DEFAULT_CERTS_DIR } from "./ca_install.ts";
 import { describeError, ExitCode, IsoloadError, UsageError } from "./errors.ts";
+import { type Expected, expectedFromDataDir, expectedFromFile } from "./expect.ts";
+import { DEFAULT_REGISTRIES_CONF } from "./registries_conf_file.ts";
 import { consoleLogger, type Logger } from "./log.ts";
 import { isRepositoryPath, looksLikeDomain } from "./reference.ts";
 
@@ -57,6 +62,36 @@ export function parseHostPort(text: string, what: string): string {
   return text;
 }
 
+/** Parses "90s", "5m", "1h", "1h30m" or a number of seconds into milliseconds. */
+export function parseDuration(text: string, what: string): number {
+  const t = text.trim();
+  let ms = 0;
+  if (/^\d+(\.\d+)?$/.test(t)) ms = Number(t) * 1000;
+  else {
+    const parts = [...t.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
+    if (!parts.length || parts.map((p) => p[0]).join("") !== t) {
+      throw new UsageError(`${what} must be a duration such as 90s, 5m or 1h, got ${JSON.stringify(text)}`);
+    }
+    const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+    for (const p of parts) ms += Number(p[1]) * unit[p[2]];
+  }
+  if (!(ms > 0)) throw new UsageError(`${what} must be longer than zero, got ${JSON.stringify(text)}`);
+  return ms;
+}
+
+function list(v: Values, name: string): string[] {
+  const x = v[name];
+  return Array.isArray(x) ? x : typeof x === "string" ? [x] : [];
+}
+
+/** The image list a node expects: from host0's data directory or from an exported file (exactly one). */
+async function expected(v: Values, action: string): Promise<Expected> {
+  const dir = str(v, "data-dir");
+  const file = str(v, "expect");
+  if (!!dir === !!file) throw new UsageError("give exactly one of --data-dir DIR or --expect FILE");
+  return dir ? await expectedFromDataDir(dir, action) : await expectedFromFile(file!);
+}
+
 function sourceRegistry(v: Values): string | undefined {
   const h = str(v, "source-registry");
   if (h === undefined) return undefined;
@@ -69,11 +104,12 @@ function sourceRegistry(v: Values): string | undefined {
 
 const COMMANDS: Record<string, CommandSpec> = {
   inspect: {
-    summary: "Show the images an archive or directory holds",
+    summary: "Show the images an archive, directory or loaded data directory holds",
     usage: "isoload inspect SOURCE [--json] [--source-registry HOST]",
     description: "Reads SOURCE (an oc-mirror v2 archive, an OCI image layout archive, or a directory holding either) and prints its\n" +
       "format, each image (source reference, digest, media type, platforms of an index), the blob count and total bytes.\n" +
-      "Nothing is written.",
+      "Nothing is written. SOURCE may also be a data directory isoload loaded: its --json report (with the registry's\n" +
+      "CA when it serves TLS) is the list the other nodes are given (registries-conf and wait --expect FILE).",
     options: {
       json: { type: "boolean", help: "Print one JSON document instead of text." },
       "source-registry": { type: "string", arg: "HOST", help: "Registry for image names that carry none." },
@@ -119,10 +155,20 @@ const COMMANDS: Record<string, CommandSpec> = {
       "registries-conf": {
         type: "string",
         arg: "FILE",
-        default: "/etc/containers/registries.conf.d/99-isoload.conf",
+        default: DEFAULT_REGISTRIES_CONF,
         help: "registry mode: registries.conf to write. A file isoload did not write is merged into, with a backup.",
       },
       "no-registries-conf": { type: "boolean", help: "registry mode: write no registries.conf." },
+      tls: {
+        type: "boolean",
+        help: "registry mode: the registry will serve HTTPS (serve --tls): make DIR's CA, trust it, no insecure = true.",
+      },
+      "certs-dir": {
+        type: "string",
+        arg: "DIR",
+        default: DEFAULT_CERTS_DIR,
+        help: "registry mode with --tls: where host0's trust of the CA goes (DIR/HOST:PORT/ca.crt).",
+      },
       "source-registry": { type: "string", arg: "HOST", help: "Registry for image names that carry none." },
       "storage-conf": {
         type: "string",
@@ -145,6 +191,7 @@ const COMMANDS: Record<string, CommandSpec> = {
     },
     examples: [
       "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/lib/isoload",
+      "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/lib/isoload --mirror host0.example.com:22625 --tls",
       "isoload load images.oci.tar --data-dir /var/lib/isoload --mirror host0.example.com:22625 --registries-conf /tmp/r.conf",
       "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/tmp/isoload --mode storage",
       "isoload load images.oci.tar --data-dir /tmp/x --mode storage --storage-conf ./storage.conf --pin none --jobs 2",
@@ -162,7 +209,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       const naming = { sourceRegistry: sourceRegistry(v) };
       const dataDir = required(v, "data-dir");
       if (mode === "storage") {
-        only(["mirror", "registries-conf", "no-registries-conf"], "registry");
+        only(["mirror", "registries-conf", "no-registries-conf", "tls", "certs-dir"], "registry");
         const jobs = Number(str(v, "jobs") ?? defaultJobs());
         if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
           throw new UsageError(`--jobs must be a whole number from 1 to 64, got ${str(v, "jobs")}`);
@@ -188,11 +235,10 @@ const COMMANDS: Record<string, CommandSpec> = {
         source: pos[0],
         dataDir,
         mirror: parseHostPort(str(v, "mirror") ?? "127.0.0.1:22625", "--mirror"),
-        registriesConf: v["no-registries-conf"]
-          ? undefined
-          : str(v, "registries-conf") ?? "/etc/containers/registries.conf.d/99-isoload.conf",
+        registriesConf: v["no-registries-conf"] ? undefined : str(v, "registries-conf") ?? DEFAULT_REGISTRIES_CONF,
         naming,
-        insecure: true,
+        insecure: v.tls !== true,
+        certsDir: str(v, "certs-dir") ?? DEFAULT_CERTS_DIR,
       }, log);
       return ExitCode.ok;
     },
@@ -210,10 +256,27 @@ const COMMANDS: Record<string, CommandSpec> = {
       listen: { type: "string", arg: "HOST:PORT", default: "0.0.0.0:22625", help: "Address the registry listens on." },
       "registry-command": { type: "string", arg: "PATH", help: "A distribution registry binary (e.g. /usr/bin/docker-registry)." },
       "registry-image": { type: "string", arg: "REF", help: "A registry image to run with podman (--net host, DIR read-only)." },
-      "ready-timeout": { type: "string", arg: "SECONDS", default: "120", help: "How long to wait for readiness." },
+      "ready-timeout": { type: "string", arg: "DURATION", default: "120s", help: "How long to wait for readiness (90s, 5m, …)." },
+      tls: {
+        type: "boolean",
+        help: "Serve HTTPS: a CA and server certificate are made in DIR/isoload/tls on first use and kept.",
+      },
+      hostname: {
+        type: "string",
+        arg: "NAME",
+        multiple: true,
+        help: "With --tls: a name the nodes reach host0 by (repeatable; localhost is always included).",
+      },
+      ip: {
+        type: "string",
+        arg: "ADDR",
+        multiple: true,
+        help: "With --tls: an address the nodes reach host0 at (repeatable; 127.0.0.1 and ::1 are always included).",
+      },
     },
     examples: [
       "isoload serve --data-dir /var/lib/isoload --registry-command /usr/bin/docker-registry",
+      "isoload serve --data-dir /var/lib/isoload --registry-command /usr/bin/docker-registry --tls --hostname host0.example.com --ip 192.168.111.20",
       "isoload serve --data-dir /var/lib/isoload --registry-image quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:…",
     ],
     positionals: 0,
@@ -221,15 +284,77 @@ const COMMANDS: Record<string, CommandSpec> = {
       const cmd = str(v, "registry-command");
       const image = str(v, "registry-image");
       if (!!cmd === !!image) throw new UsageError("give exactly one of --registry-command or --registry-image");
-      const timeout = Number(str(v, "ready-timeout") ?? "120");
-      if (!(timeout > 0)) throw new UsageError("--ready-timeout must be a positive number of seconds");
+      const timeoutMs = parseDuration(str(v, "ready-timeout") ?? "120s", "--ready-timeout");
+      if (!v.tls && (list(v, "hostname").length || list(v, "ip").length)) throw new UsageError("--hostname and --ip go with --tls");
+      for (const ip of list(v, "ip")) {
+        if (!/^[0-9.]+$|:/.test(ip)) throw new UsageError(`--ip must be an IPv4 or IPv6 address, got ${JSON.stringify(ip)}`);
+      }
       return await serve({
         dataDir: required(v, "data-dir"),
         listen: parseHostPort(str(v, "listen") ?? "0.0.0.0:22625", "--listen"),
         registryCommand: cmd,
         registryImage: image,
-        readyTimeoutMs: timeout * 1000,
+        readyTimeoutMs: timeoutMs,
+        tls: v.tls ? { hostnames: list(v, "hostname"), ips: list(v, "ip") } : undefined,
       }, log);
+    },
+  },
+  "registries-conf": {
+    summary: "Point a node (not host0) at host0's registry: registries.conf and the registry's CA",
+    usage: "isoload registries-conf --mirror HOST:PORT (--data-dir DIR | --expect FILE) [--certs-dir DIR] [--out FILE]",
+    description: "Writes the registries.conf of a node that pulls from host0, during install and after it boots the final\n" +
+      "image: one [[registry]] per source repository of the images, host0's registry first, with the same rules as\n" +
+      "host0's own (validated, atomic, a drop-in by default, same bytes for the same input). The image list comes from\n" +
+      "host0's data directory or from a file exported from it (isoload inspect --json DIR). When the registry serves\n" +
+      "TLS, its CA (carried in that list, or already in --certs-dir) is installed at DIR/HOST:PORT/ca.crt and no\n" +
+      "insecure = true is written.",
+    options: {
+      mirror: { type: "string", arg: "HOST:PORT", help: "Address the node reaches host0's registry at." },
+      "data-dir": { type: "string", arg: "DIR", help: "host0's data directory (on host0 itself)." },
+      expect: { type: "string", arg: "FILE", help: "The image list exported from host0 (isoload inspect --json DIR)." },
+      "certs-dir": { type: "string", arg: "DIR", default: DEFAULT_CERTS_DIR, help: "Where containers/image looks for registry CAs." },
+      out: { type: "string", arg: "FILE", default: DEFAULT_REGISTRIES_CONF, help: "registries.conf or drop-in to write." },
+    },
+    examples: [
+      "isoload registries-conf --mirror 192.168.111.20:22625 --expect /etc/isoload/images.json",
+      "isoload inspect --json /var/lib/isoload > images.json   # on host0: the list (and CA) to give the nodes",
+    ],
+    positionals: 0,
+    async run(v, _pos, log) {
+      await writeNodeRegistriesConf(await expected(v, "write registries.conf"), {
+        mirror: parseHostPort(required(v, "mirror"), "--mirror"),
+        certsDir: str(v, "certs-dir") ?? DEFAULT_CERTS_DIR,
+        out: str(v, "out") ?? DEFAULT_REGISTRIES_CONF,
+      }, log);
+      return ExitCode.ok;
+    },
+  },
+  wait: {
+    summary: "Wait until host0's registry serves every expected image",
+    usage: "isoload wait --mirror HOST:PORT (--data-dir DIR | --expect FILE) [--certs-dir DIR] [--timeout DURATION]",
+    description: "Probes the registry at HOST:PORT until /v2/ answers and every expected manifest (each image, and each\n" +
+      "platform manifest of an index) is served by digest; prints progress while waiting. Exits 0 when all are\n" +
+      "served, 6 on timeout naming what was missing. Uses HTTPS when the list carries the registry's CA or one is\n" +
+      "installed in --certs-dir, plain HTTP otherwise.",
+    options: {
+      mirror: { type: "string", arg: "HOST:PORT", help: "Address of host0's registry." },
+      "data-dir": { type: "string", arg: "DIR", help: "host0's data directory (on host0 itself)." },
+      expect: { type: "string", arg: "FILE", help: "The image list exported from host0 (isoload inspect --json DIR)." },
+      "certs-dir": { type: "string", arg: "DIR", default: DEFAULT_CERTS_DIR, help: "Where a CA installed by registries-conf is found." },
+      timeout: { type: "string", arg: "DURATION", default: "30m", help: "How long to wait (90s, 5m, 1h, …)." },
+    },
+    examples: [
+      "isoload wait --mirror 192.168.111.20:22625 --expect /etc/isoload/images.json --timeout 1h",
+      "isoload wait --mirror 127.0.0.1:22625 --data-dir /var/lib/isoload --timeout 2m",
+    ],
+    positionals: 0,
+    async run(v, _pos, log) {
+      await waitForRegistry(await expected(v, "wait for the registry"), {
+        mirror: parseHostPort(required(v, "mirror"), "--mirror"),
+        certsDir: str(v, "certs-dir") ?? DEFAULT_CERTS_DIR,
+        timeoutMs: parseDuration(str(v, "timeout") ?? "30m", "--timeout"),
+      }, log);
+      return ExitCode.ok;
     },
   },
   "mirror-config": {

@@ -55,6 +55,46 @@ export async function probeRegistry(
   return { apiUp: true, missing: missing.sort() };
 }
 
+/** How a wait ended. */
+export interface WaitOutcome {
+  ready: boolean;
+  last: ProbeResult;
+  waitedMs: number;
+}
+
+/**
+ * Probes until every manifest is served, `timeoutMs` passes or `stopped()`
+ * says so; reports progress through `report` every `everyMs`.
+ */
+export async function waitUntilServed(
+  base: string,
+  manifests: { repository: string; digest: string }[],
+  opts: { timeoutMs: number; client?: Deno.HttpClient; report: (last: ProbeResult) => void; everyMs?: number; stopped?: () => boolean },
+): Promise<WaitOutcome> {
+  const started = performance.now();
+  let lastReport = 0;
+  let last: ProbeResult = { apiUp: false, missing: [] };
+  while (!opts.stopped?.()) {
+    last = await probeRegistry(base, manifests, opts.client);
+    const waitedMs = performance.now() - started;
+    if (last.apiUp && last.missing.length === 0) return { ready: true, last, waitedMs };
+    if (waitedMs > opts.timeoutMs) return { ready: false, last, waitedMs };
+    if (waitedMs - lastReport > (opts.everyMs ?? 5000)) {
+      lastReport = waitedMs;
+      opts.report(last);
+    }
+    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(200, waitedMs / 20))));
+  }
+  return { ready: false, last, waitedMs: performance.now() - started };
+}
+
+/** One line saying what a probe still lacks. */
+export function describeProbe(base: string, last: ProbeResult, total: number): string {
+  return last.apiUp
+    ? `${last.missing.length} of ${total} manifests not served (first: ${last.missing[0]})`
+    : `${base}/v2/ does not answer, so none of the ${total} manifests is confirmed (first: ${last.missing[0]})`;
+}
+
 /** The address to probe for a listen address: a wildcard host is probed on loopback. */
 export function probeAddress(listen: string): string {
   const i = listen.lastIndexOf(":");

@@ -6,6 +6,8 @@ export interface RegistryConfigOptions {
   rootDirectory: string;
   /** HOST:PORT to listen on. */
   listen: string;
+  /** Certificate and key paths, as the registry process sees them, to serve HTTPS. */
+  tls?: { certificate: string; key: string };
 }
 
 /** YAML text of the configuration (same input, same bytes). */
@@ -16,6 +18,9 @@ export function renderRegistryConfig(o: RegistryConfigOptions): string {
     "log:",
     "  level: warn",
     "  formatter: text",
+    // Readiness probes and every node's pulls would fill the journal: access logs stay off.
+    "  accesslog:",
+    "    disabled: true",
     "storage:",
     "  filesystem:",
     `    rootdirectory: ${JSON.stringify(o.rootDirectory)}`,
@@ -32,6 +37,7 @@ export function renderRegistryConfig(o: RegistryConfigOptions): string {
     "      enabled: true",
     "http:",
     `  addr: ${JSON.stringify(o.listen)}`,
+    ...(o.tls ? ["  tls:", `    certificate: ${JSON.stringify(o.tls.certificate)}`, `    key: ${JSON.stringify(o.tls.key)}`] : []),
     "  headers:",
     "    X-Content-Type-Options: [nosniff]",
     "",
@@ -49,5 +55,7 @@ export function registryEnv(o: RegistryConfigOptions): Record<string, string> {
     REGISTRY_STORAGE_MAINTENANCE_READONLY: '{"enabled":true}',
     REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING: '{"enabled":false}',
     REGISTRY_HTTP_ADDR: o.listen,
+    REGISTRY_LOG_ACCESSLOG_DISABLED: "true",
+    ...(o.tls ? { REGISTRY_HTTP_TLS_CERTIFICATE: o.tls.certificate, REGISTRY_HTTP_TLS_KEY: o.tls.key } : {}),
   };
 }

@@ -24,15 +24,20 @@ export interface Run {
 /** A compiled binary to test instead of main.ts (the Containerfile harness sets it). */
 const BIN = Deno.env.get("ISOLOAD_BIN");
 
-/** How to start isoload: the compiled binary, main.ts from the checkout, or a given entry (the bundle). */
-function command(entry?: string): [string, string[]] {
-  if (BIN && !entry) return [BIN, []];
-  return [Deno.execPath(), ["run", "--allow-all", "--unstable-net", "--quiet", entry ?? join(ROOT, "main.ts")]];
+/** How to start isoload: the compiled binary, main.ts from the checkout, or a given entry (the bundle); in a network namespace when given. */
+function command(entry?: string, netns?: string): [string, string[]] {
+  const [cmd, pre]: [string, string[]] = BIN && !entry
+    ? [BIN, []]
+    : [Deno.execPath(), ["run", "--allow-all", "--unstable-net", "--quiet", entry ?? join(ROOT, "main.ts")]];
+  return netns ? ["ip", ["netns", "exec", netns, cmd, ...pre]] : [cmd, pre];
 }
 
 /** Runs `isoload ARGS` as a real process. */
-export async function isoload(args: string[], opts: { env?: Record<string, string>; entry?: string; cwd?: string } = {}): Promise<Run> {
-  const [cmd, pre] = command(opts.entry);
+export async function isoload(
+  args: string[],
+  opts: { env?: Record<string, string>; entry?: string; cwd?: string; netns?: string } = {},
+): Promise<Run> {
+  const [cmd, pre] = command(opts.entry, opts.netns);
   const out = await new Deno.Command(cmd, {
     args: [...pre, ...args],
     env: opts.env,
@@ -72,10 +77,10 @@ export interface Served {
 /** Starts `isoload serve` and waits for its ready line. */
 export async function serve(
   args: string[],
-  opts: { env?: Record<string, string>; entry?: string; cwd?: string; timeoutMs?: number } = {},
+  opts: { env?: Record<string, string>; entry?: string; cwd?: string; timeoutMs?: number; netns?: string } = {},
 ): Promise<Served> {
   const port = Number(args[args.indexOf("--listen") + 1]?.split(":").at(-1));
-  const [cmd, pre] = command(opts.entry);
+  const [cmd, pre] = command(opts.entry, opts.netns);
   const child = new Deno.Command(cmd, {
     args: [...pre, "serve", ...args],
     env: opts.env,

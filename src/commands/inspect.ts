@@ -1,5 +1,8 @@
 /** `isoload inspect`: what a source holds, without writing anything. */
+import { join } from "node:path";
 import { catalog } from "../catalog.ts";
+import { requireRecords } from "../records.ts";
+import { readCa } from "../tls.ts";
 import type { NamingOptions } from "../formats/format.ts";
 import type { LoadedImage } from "../images.ts";
 import { type BlobSink, ingest } from "../ingest.ts";
@@ -17,6 +20,24 @@ export interface InspectReport {
   bytes: number;
   /** Blobs the images need that the source lacks (an incremental archive). */
   missing: { image: string; digest: string; what: string }[];
+  /** For a data directory whose registry serves TLS: its CA (PEM), so the report serves as a node's --expect file. */
+  ca?: string;
+}
+
+/** Reports a data directory isoload loaded, from its records (the list nodes are given with --expect). */
+async function inspectDataDir(dir: string): Promise<InspectReport> {
+  const records = await requireRecords(dir, `inspect ${dir}`);
+  const ca = await readCa(dir);
+  return {
+    source: dir,
+    container: "directory",
+    format: "isoload-data-dir",
+    images: records.images,
+    blobs: records.blobs,
+    bytes: records.bytes,
+    missing: [],
+    ...(ca ? { ca } : {}),
+  };
 }
 
 // Manifests and configs are small JSON; layers are not kept.
@@ -50,6 +71,7 @@ class MemorySink implements BlobSink {
 
 /** Reads a source and reports its images. */
 export async function inspect(path: string, naming: NamingOptions): Promise<InspectReport> {
+  if (await Deno.stat(join(path, "isoload", "images.json")).then(() => true, () => false)) return await inspectDataDir(path);
   const source = await openSource(path);
   try {
     const sink = new MemorySink();
@@ -88,6 +110,7 @@ export function renderInspect(r: InspectReport): string {
     if (img.platforms) lines.push(`  platforms: ${img.platforms.join(", ") || "(none present)"}`);
     lines.push(`  size:      ${formatBytes(img.size ?? 0)}`);
   }
+  if (r.ca) lines.push("", "TLS: the registry's CA is in the --json report (give it to the nodes with the image list)");
   if (r.missing.length) {
     lines.push("", `Missing: ${r.missing.length} blobs the images need are not in this source (an incremental archive?)`);
     for (const m of r.missing.slice(0, 10)) lines.push(`  ${m.image}: ${m.what} ${m.digest}`);

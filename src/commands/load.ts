@@ -1,6 +1,8 @@
 /** `isoload load`: the archive, streamed once into a registry storage tree, plus registries.conf. */
 import { resolve } from "node:path";
 import { syncFilesystem } from "../atomic_write.ts";
+import { caPathFor, installCa } from "../ca_install.ts";
+import { ensureCa } from "../tls.ts";
 import { catalog } from "../catalog.ts";
 import { InputError } from "../errors.ts";
 import type { NamingOptions } from "../formats/format.ts";
@@ -25,6 +27,8 @@ export interface LoadOptions {
   naming: NamingOptions;
   /** True while the registry serves plain HTTP. */
   insecure: boolean;
+  /** With TLS (insecure false): where host0's own trust of DIR's CA goes (`<certsDir>/<mirror>/ca.crt`). */
+  certsDir?: string;
 }
 
 /** What a load did, for the summary and for tests. */
@@ -97,6 +101,13 @@ export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> 
       await writeRecords(dataDir, { version: 1, complete: true, images, blobs: blobDigests.size, bytes, loads });
     }
 
+    if (!opts.insecure) {
+      // TLS: the CA is made now if serve has not made it yet, so host0 trusts its own registry from the start.
+      const ca = await ensureCa(dataDir);
+      if (host && opts.certsDir && await installCa(opts.certsDir, opts.mirror, ca.pem)) {
+        log.info(`Installed the registry CA at ${caPathFor(opts.certsDir, opts.mirror)}`);
+      }
+    }
     if (host) {
       const confPlan = planRegistriesConf(
         host,

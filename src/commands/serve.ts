@@ -4,7 +4,8 @@ import { atomicWrite } from "../atomic_write.ts";
 import { EnvironmentError, ExitCode, TimeoutError } from "../errors.ts";
 import type { LoadedImage } from "../images.ts";
 import { formatDuration, type Logger } from "../log.ts";
-import { expectedManifests, probeAddress, probeRegistry } from "../readiness.ts";
+import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../readiness.ts";
+import { ensureServerCert, readCa } from "../tls.ts";
 import { requireRecords } from "../records.ts";
 import { parseReference, repositoryOf } from "../reference.ts";
 import { registryEnv, renderRegistryConfig } from "../registry_config.ts";
@@ -21,6 +22,8 @@ export interface ServeOptions {
   registryCommand?: string;
   registryImage?: string;
   readyTimeoutMs: number;
+  /** Serve HTTPS with a certificate from DIR's CA for these names and addresses (plus localhost and loopback). */
+  tls?: { hostnames: string[]; ips: string[] };
 }
 
 /** The fixed container name, so `--replace` clears a container left by an earlier boot. */
@@ -66,7 +69,16 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
   const records = await requireRecords(dataDir, `serve ${dataDir}`);
   const configPath = join(dataDir, "isoload", "registry", "config.yml");
   const inContainer = !!opts.registryImage;
-  const cfg = { rootDirectory: inContainer ? IN_CONTAINER_ROOT : dataDir, listen: opts.listen };
+  const tls = opts.tls ? await ensureServerCert(dataDir, opts.tls.hostnames, opts.tls.ips) : undefined;
+  // The registry sees DIR at IN_CONTAINER_ROOT under podman: the certificate paths follow it.
+  const seen = (p: string) => (inContainer ? IN_CONTAINER_ROOT + p.slice(dataDir.length) : p);
+  const cfg = {
+    rootDirectory: inContainer ? IN_CONTAINER_ROOT : dataDir,
+    listen: opts.listen,
+    tls: tls ? { certificate: seen(tls.cert), key: seen(tls.key) } : undefined,
+  };
+  const client = tls ? Deno.createHttpClient({ caCerts: [(await readCa(dataDir))!] }) : undefined;
+  if (tls) log.info(`Serving HTTPS with ${tls.cert}, issued by the CA ${tls.caCert} (give it to the nodes)`);
   await atomicWrite(configPath, renderRegistryConfig(cfg));
 
   let command: Deno.Command;
@@ -139,32 +151,22 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
     return s;
   });
   try {
-    const base = `http://${probeAddress(opts.listen)}`;
+    const base = `${tls ? "https" : "http"}://${probeAddress(opts.listen)}`;
     const manifests = expectedManifests(records.images);
-    const started = performance.now();
-    let last = { apiUp: false, missing: [] as string[] };
-    let lastReport = 0;
-    while (!exited && !stopping) {
-      last = await probeRegistry(base, manifests);
-      if (last.apiUp && last.missing.length === 0) break;
-      const waited = performance.now() - started;
-      if (waited > opts.readyTimeoutMs) {
-        stop("SIGTERM");
-        await status;
-        throw new TimeoutError(
-          `Cannot serve ${dataDir}: registry not ready after ${formatDuration(waited)} (` +
-            (last.apiUp ? `${last.missing.length} manifests not served, first ${last.missing[0]}` : `${base}/v2/ does not answer`) + ")",
-        );
-      }
-      if (waited - lastReport > 5000) {
-        lastReport = waited;
-        log.info(
-          `Waiting for the registry at ${base}: ${
-            last.apiUp ? `${last.missing.length} manifests not served yet` : "/v2/ not answering yet"
-          }`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 200));
+    const outcome = await waitUntilServed(base, manifests, {
+      timeoutMs: opts.readyTimeoutMs,
+      client,
+      stopped: () => exited || stopping,
+      report: (last) => log.info(`Waiting for the registry at ${base}: ${describeProbe(base, last, manifests.length)}`),
+    });
+    if (!outcome.ready && !exited && !stopping) {
+      stop("SIGTERM");
+      await status;
+      throw new TimeoutError(
+        `Cannot serve ${dataDir}: registry not ready after ${formatDuration(outcome.waitedMs)} (${
+          describeProbe(base, outcome.last, manifests.length)
+        })`,
+      );
     }
     if (!exited && !stopping) {
       log.info(
@@ -179,6 +181,7 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
   } finally {
     Deno.removeSignalListener("SIGTERM", onTerm);
     Deno.removeSignalListener("SIGINT", onInt);
+    client?.close();
     if (!exited) {
       try {
         child.kill("SIGTERM");
