@@ -49,6 +49,15 @@ Deno.test("TLS across namespaces: the node, given only the image list and CA, pu
       const certs = join(dir, "node", "certs");
       const n1 = { netns: net.node };
       try {
+        // The cluster's side: the mirror sets for the same DIR name every source repository.
+        // (ITMS: the repositories with tags; a digest-only one has no tag to mirror.)
+        for (const kind of ["idms", "itms"]) {
+          const mc = await isoload(["mirror-config", "--data-dir", data, "--mirror", mirror, "--kind", kind]);
+          assert.equal(mc.code, 0, mc.stderr);
+          for (const img of fixture.images.filter((i) => kind === "idms" || !i.name.includes("@"))) {
+            assert.ok(mc.stdout.includes(`source: ${img.source}\n`), `${kind} names ${img.source}`);
+          }
+        }
         const inspect = await isoload(["inspect", "--json", data]);
         assert.equal(inspect.code, 0, inspect.stderr);
         await Deno.mkdir(join(dir, "node"), { recursive: true });
