@@ -32,7 +32,7 @@ export class ContainersStorage {
    * @param policy path of a signature policy (see writeDirPolicy)
    * @param storageConf a storage.conf to use instead of the host's (CONTAINERS_STORAGE_CONF)
    */
-  constructor(readonly policy: string, readonly storageConf?: string) {}
+  constructor(readonly policy: string, readonly storageConf?: string, readonly signal?: AbortSignal) {}
 
   #env(): Record<string, string> | undefined {
     return this.storageConf ? { CONTAINERS_STORAGE_CONF: this.storageConf } : undefined;
@@ -44,7 +44,7 @@ export class ContainersStorage {
    * compare the digest.)
    */
   async manifestDigest(ref: string): Promise<string | undefined> {
-    const res = await runTool("skopeo", ["inspect", "--raw", `containers-storage:${ref}`], this.#env());
+    const res = await runTool("skopeo", ["inspect", "--raw", `containers-storage:${ref}`], this.#env(), this.signal);
     return res.code === 0 ? digestOf(res.stdoutBytes) : undefined;
   }
 
@@ -54,6 +54,7 @@ export class ContainersStorage {
       "skopeo",
       ["--policy", this.policy, "copy", "--quiet", `dir:${dir}`, `containers-storage:${ref}`],
       this.#env(),
+      this.signal,
     );
     if (res.code !== 0) throw new EnvironmentError(`Cannot copy ${ref} into containers-storage: skopeo: ${lastLine(res.stderr)}`);
   }

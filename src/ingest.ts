@@ -8,6 +8,7 @@ import type { ArchiveFormat } from "./formats/format.ts";
 import { MAX_META_BYTES } from "./formats/format.ts";
 import { looksLikeOciLayout, ociLayout } from "./formats/oci_layout.ts";
 import { looksLikeOcMirror, looksLikeOcMirrorV1, ocMirror } from "./formats/oc_mirror.ts";
+import { checkInterrupt } from "./interrupt.ts";
 import { CorruptBlobError } from "./registry_store.ts";
 import type { Source, SourceEntry } from "./source.ts";
 
@@ -31,6 +32,18 @@ export interface IngestOptions {
    * Without it the first corrupt blob stops the pass.
    */
   keepGoing?: boolean;
+  /** Stops the pass (InterruptedError) at the next chunk once aborted. */
+  signal?: AbortSignal;
+  /** What the pass is part of, for the interruption message. */
+  doing?: string;
+}
+
+/** The chunks of an entry, checking for an interrupt before each. */
+async function* interruptible(chunks: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined, doing: string) {
+  for await (const c of chunks) {
+    checkInterrupt(signal, doing);
+    yield c;
+  }
 }
 
 /** Where verified blobs go; RegistryStore is one, inspect keeps manifests in memory. */
@@ -73,7 +86,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Streams `source` into `store` once. */
 export async function ingest(source: Source, store: BlobSink, options: IngestOptions = {}): Promise<IngestResult> {
-  const { progress } = options;
+  const { progress, signal } = options;
+  const doing = options.doing ?? `read ${source.path}`;
   let format: ArchiveFormat | undefined;
   const meta = new Map<string, Uint8Array>();
   const blobs = new Map<string, number>();
@@ -81,6 +95,7 @@ export async function ingest(source: Source, store: BlobSink, options: IngestOpt
   const skipped = { blobs: 0, bytes: 0 };
   const corrupt = new Map<string, string>();
   for await (const entry of source) {
+    checkInterrupt(signal, doing);
     progress?.(source.position, entry.path);
     if (entry.kind === "directory" || entry.path === "") continue;
     if (!format) {
@@ -118,7 +133,7 @@ export async function ingest(source: Source, store: BlobSink, options: IngestOpt
       continue;
     }
     try {
-      await store.putBlob(digest, entry.size, entry.chunks(), entry.path);
+      await store.putBlob(digest, entry.size, interruptible(entry.chunks(), signal, doing), entry.path);
     } catch (e) {
       if (!(options.keepGoing && e instanceof CorruptBlobError)) throw e;
       blobs.delete(digest);

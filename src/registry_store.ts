@@ -7,7 +7,9 @@ import { dirname, join } from "node:path";
 import { TruncatedError } from "./byte_reader.ts";
 import { atomicWrite, syncDir, writeAll } from "./atomic_write.ts";
 import { digestHex, newHasher } from "./digest.ts";
-import { InputError, wrapFsError } from "./errors.ts";
+import { freeBytes } from "./disk_space.ts";
+import { EnvironmentError, InputError, wrapFsError } from "./errors.ts";
+import { formatBytes } from "./log.ts";
 import { blobDataPath } from "./layout_plan.ts";
 
 /** A blob whose bytes do not hash to its digest; the reader is past it, so a pass may go on without it. */
@@ -64,6 +66,13 @@ export class RegistryStore {
    */
   async putBlob(digest: string, size: number, chunks: AsyncIterable<Uint8Array>, label: string): Promise<void> {
     await this.#announceWrite();
+    // A blob that cannot fit is refused before any byte of it is written.
+    const free = await freeBytes(this.tmpDir);
+    if (free !== undefined && free < size) {
+      throw new EnvironmentError(
+        `Cannot write blob ${digest} (${label}, ${formatBytes(size)}): the filesystem of ${this.root} has only ${formatBytes(free)} free`,
+      );
+    }
     const hex = digestHex(digest);
     const tmp = join(this.tmpDir, `${hex}.${Deno.pid}`);
     const hasher = newHasher();

@@ -11,10 +11,11 @@ export interface ToolResult {
 }
 
 /** Runs a tool to completion; throws EnvironmentError when it cannot be started. */
-export async function runTool(cmd: string, args: string[], env?: Record<string, string>): Promise<ToolResult> {
+export async function runTool(cmd: string, args: string[], env?: Record<string, string>, signal?: AbortSignal): Promise<ToolResult> {
   let out: Deno.CommandOutput;
   try {
-    out = await new Deno.Command(cmd, { args, env, stdin: "null", stdout: "piped", stderr: "piped" }).output();
+    // An aborted signal sends the tool SIGTERM.
+    out = await new Deno.Command(cmd, { args, env, stdin: "null", stdout: "piped", stderr: "piped", signal }).output();
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) throw new EnvironmentError(`Cannot run ${cmd}: it is not installed (not found in PATH)`);
     throw new EnvironmentError(`Cannot run ${cmd}`, { cause: e });

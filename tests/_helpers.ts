@@ -1,5 +1,7 @@
 /** Test helpers: temp dirs, running isoload as a real process, the real tools. */
 import { join } from "node:path";
+import assert from "node:assert/strict";
+import { mirrorRepositoryFor } from "../src/reference.ts";
 import { buildSampleLayout, type Fixture, tarDirectory } from "../tools/payload.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -35,9 +37,10 @@ function command(entry?: string, netns?: string): [string, string[]] {
 /** Runs `isoload ARGS` as a real process. */
 export async function isoload(
   args: string[],
-  opts: { env?: Record<string, string>; entry?: string; cwd?: string; netns?: string } = {},
+  opts: { env?: Record<string, string>; entry?: string; cwd?: string; netns?: string; timeoutMs?: number } = {},
 ): Promise<Run> {
   const [cmd, pre] = command(opts.entry, opts.netns);
+  // A run that should have ended (a serve that should have refused, say) is killed rather than hanging the suite.
   const out = await new Deno.Command(cmd, {
     args: [...pre, ...args],
     env: opts.env,
@@ -45,6 +48,7 @@ export async function isoload(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(opts.timeoutMs ?? 300_000),
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
@@ -185,4 +189,112 @@ export function sampleFixture(): Promise<{ fixture: Fixture; tar: string }> {
     return { fixture, tar };
   })();
   return sample;
+}
+
+/**
+ * Every file under `dir` (sorted), checking that each blob data file hashes
+ * to its name: a half-written or corrupt blob at a final path fails the test.
+ */
+export async function checkTree(dir: string): Promise<string[]> {
+  const { createHash } = await import("node:crypto");
+  const files: string[] = [];
+  const walk = async (d: string) => {
+    let list: Deno.DirEntry[] = [];
+    try {
+      for await (const e of Deno.readDir(d)) list.push(e);
+    } catch {
+      return;
+    }
+    list = list.sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of list) {
+      const p = join(d, e.name);
+      if (e.isDirectory) await walk(p);
+      else {
+        files.push(p);
+        const m = /blobs\/sha256\/[0-9a-f]{2}\/([0-9a-f]{64})\/data$/.exec(p);
+        if (m) {
+          const hash = createHash("sha256");
+          for await (const c of (await Deno.open(p)).readable) hash.update(c);
+          if (hash.digest("hex") !== m[1]) throw new Error(`${p} does not match its digest`);
+        }
+      }
+    }
+  };
+  await walk(dir);
+  return files;
+}
+
+/** A spawned isoload whose progress through its source can be watched from outside (/proc). */
+export interface Watched {
+  child: Deno.ChildProcess;
+  /** Resolves once the process has read `bytes` of `source` (its file offset), or undefined if it ended first. */
+  reached(source: string, bytes: number): Promise<boolean>;
+  output(): Promise<Run & { signal: Deno.Signal | null }>;
+}
+
+/** Starts `isoload ARGS` and lets a test act at a point of its reading (SIGKILL at byte N, say). */
+export function spawnIsoload(args: string[], opts: { env?: Record<string, string> } = {}): Watched {
+  const [cmd, pre] = command();
+  const child = new Deno.Command(cmd, { args: [...pre, ...args], env: opts.env, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
+  const out = child.output();
+  let done = false;
+  out.then(() => (done = true), () => (done = true));
+  return {
+    child,
+    async reached(source, bytes) {
+      while (!done) {
+        try {
+          for await (const fd of Deno.readDir(`/proc/${child.pid}/fd`)) {
+            if ((await Deno.readLink(`/proc/${child.pid}/fd/${fd.name}`).catch(() => "")) !== source) continue;
+            const pos = Number(/pos:\s*(\d+)/.exec(await Deno.readTextFile(`/proc/${child.pid}/fdinfo/${fd.name}`))?.[1] ?? 0);
+            if (pos >= bytes) return true;
+          }
+        } catch { /* the process is starting or gone */ }
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      return false;
+    },
+    async output() {
+      const o = await out;
+      const dec = new TextDecoder();
+      return { code: o.code, signal: o.signal, stdout: dec.decode(o.stdout), stderr: dec.decode(o.stderr) };
+    },
+  };
+}
+
+/** A deterministic pseudo-random sequence in [0, 1) (mulberry32), for seeded kill points and fuzzing. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Serves DIR and pulls every image with skopeo by repository and digest; digests must match. */
+export async function pullAll(data: string, fixture: Fixture, work: string): Promise<void> {
+  const port = freePort();
+  const served = await serve(["--data-dir", data, "--listen", `127.0.0.1:${port}`, "--registry-command", "/usr/bin/docker-registry"]);
+  try {
+    await Promise.all(fixture.images.map(async (img, i) => {
+      const out = join(work, `pull-${i}`);
+      await Deno.remove(out, { recursive: true }).catch(() => {});
+      await tool("skopeo", [
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        `docker://127.0.0.1:${port}/${mirrorRepositoryFor(img.source)}@${img.digest}`,
+        `dir:${out}`,
+      ]);
+      // For an index skopeo stores this host's manifest.
+      const arch = Deno.build.arch === "aarch64" ? "arm64" : "amd64";
+      const expect = img.children ? img.children.find((c) => c.platform?.architecture === arch)?.digest : img.digest;
+      assert.equal(await fileDigest(join(out, "manifest.json")), expect, img.name);
+    }));
+  } finally {
+    assert.equal(await served.stop(), 0);
+  }
 }

@@ -3,35 +3,9 @@
  * that does not match its digest, and touches nothing outside DIR.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { isoload, sampleFixture, withTempDir } from "./_helpers.ts";
+import { checkTree, isoload, sampleFixture, withTempDir } from "./_helpers.ts";
 import { layoutEntries, makeTar, type RawEntry } from "./_tar.ts";
-
-/** Every file under `dir` with its bytes' digest; blobs must hash to their names. */
-async function checkTree(dir: string): Promise<string[]> {
-  const files: string[] = [];
-  const walk = async (d: string) => {
-    let list: Deno.DirEntry[] = [];
-    try {
-      for await (const e of Deno.readDir(d)) list.push(e);
-    } catch {
-      return;
-    }
-    list = list.sort((a, b) => (a.name < b.name ? -1 : 1));
-    for (const e of list) {
-      const p = join(d, e.name);
-      if (e.isDirectory) await walk(p);
-      else {
-        files.push(p);
-        const m = /blobs\/sha256\/[0-9a-f]{2}\/([0-9a-f]{64})\/data$/.exec(p);
-        if (m) assert.equal(createHash("sha256").update(await Deno.readFile(p)).digest("hex"), m[1], `${p} matches its digest`);
-      }
-    }
-  };
-  await walk(dir);
-  return files;
-}
 
 async function expectRefused(entries: RawEntry[] | Uint8Array, pattern: RegExp, opts: { end?: boolean; code?: number } = {}) {
   await withTempDir("bad", async (dir) => {

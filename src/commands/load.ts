@@ -1,5 +1,6 @@
 /** `isoload load`: the archive, streamed once into a registry storage tree, plus registries.conf. */
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { bytesUnder, checkSpaceFor } from "../disk_space.ts";
 import { syncFilesystem } from "../atomic_write.ts";
 import { caPathFor, installCa } from "../ca_install.ts";
 import { ensureCa } from "../tls.ts";
@@ -8,6 +9,7 @@ import { InputError } from "../errors.ts";
 import type { NamingOptions } from "../formats/format.ts";
 import { mergeImages } from "../images.ts";
 import { ingest } from "../ingest.ts";
+import { watchInterrupts } from "../interrupt.ts";
 import { lockDataDir } from "../lock.ts";
 import { byteProgress, formatBytes, formatDuration, type Logger } from "../log.ts";
 import { readRecords, type Records, writeRecords } from "../records.ts";
@@ -50,6 +52,7 @@ export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> 
   const host = opts.registriesConf ? await readHostConf(opts.registriesConf) : undefined;
   const source = await openSource(opts.source);
   const lock = await lockDataDir(store.stateDir, `load ${opts.source} into ${dataDir}`);
+  const interrupts = watchInterrupts();
   try {
     await store.clearTemp();
     const previous = await readRecords(dataDir);
@@ -62,9 +65,14 @@ export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> 
     };
     store.beforeWrite = markIncomplete;
 
+    await checkSpaceFor(`load ${source.path} into ${dataDir}`, dataDir, source.size, await bytesUnder(join(store.v2, "blobs")));
     log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into ${dataDir}`);
     const progress = byteProgress(log, "load", source.size);
-    const pass = await ingest(source, store, { progress: (pos, what) => progress(pos, what) });
+    const pass = await ingest(source, store, {
+      progress: (pos, what) => progress(pos, what),
+      signal: interrupts.signal,
+      doing: `load ${source.path}`,
+    });
     log.endProgress();
 
     const { plan, sizes } = await catalog(pass, store, opts.naming);
@@ -140,6 +148,7 @@ export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> 
       nothingToDo,
     };
   } finally {
+    interrupts.dispose();
     lock.release();
     source.close();
   }

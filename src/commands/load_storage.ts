@@ -10,10 +10,12 @@
  */
 import { join, resolve } from "node:path";
 import { catalog } from "../catalog.ts";
+import { bytesUnder, checkSpaceFor } from "../disk_space.ts";
 import { ContainersStorage, writeDirPolicy } from "../containers_storage.ts";
 import { ConfigError, describeError, EnvironmentError, InputError, wrapFsError } from "../errors.ts";
 import type { NamingOptions } from "../formats/format.ts";
 import { ingest } from "../ingest.ts";
+import { checkInterrupt, watchInterrupts } from "../interrupt.ts";
 import { lockDataDir } from "../lock.ts";
 import { byteProgress, formatBytes, formatDuration, type Logger } from "../log.ts";
 import { exportDirImage } from "../dir_export.ts";
@@ -96,13 +98,19 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
   await preflight(opts);
   const source = await openSource(opts.source);
   const lock = await lockDataDir(stateDir, `load ${opts.source} into containers-storage`);
+  const interrupts = watchInterrupts();
+  const doing = `load ${opts.source} into containers-storage`;
   try {
     const identity: SourceIdentity = {
       path: resolve(source.path),
       size: source.size,
       mtimeMs: (await Deno.stat(source.path)).mtime?.getTime() ?? 0,
     };
-    const storage = new ContainersStorage(await writeDirPolicy(stateDir), opts.storageConf && resolve(opts.storageConf));
+    const storage = new ContainersStorage(
+      await writeDirPolicy(stateDir),
+      opts.storageConf && resolve(opts.storageConf),
+      interrupts.signal,
+    );
     const about = `Images isoload copied into containers-storage, as recorded in ${join(stateDir, "storage.json")}.`;
 
     // Records of another store say nothing about this one.
@@ -126,13 +134,19 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
     }
 
     const scratch = new RegistryStore(join(dataDir, "scratch"), stateDir);
+    await checkSpaceFor(`load ${source.path} via ${scratch.root}`, dataDir, source.size, await bytesUnder(join(scratch.v2, "blobs")));
     await scratch.clearTemp();
     records = withLoad(records, { source: identity, complete: false, images: prev?.images ?? [], failures: [] });
     await writeStorageRecords(dataDir, records);
 
     log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into containers-storage via ${scratch.root}`);
     const progress = byteProgress(log, "read", source.size);
-    const pass = await ingest(source, scratch, { progress: (pos, what) => progress(pos, what), keepGoing: true });
+    const pass = await ingest(source, scratch, {
+      progress: (pos, what) => progress(pos, what),
+      keepGoing: true,
+      signal: interrupts.signal,
+      doing,
+    });
     log.endProgress();
     const readTook = performance.now() - started;
     const { plan, manifests } = await catalog(pass, scratch, opts.naming);
@@ -148,6 +162,7 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
     let done = 0;
     log.info(`Copying ${sp.copies.length} images into containers-storage (${opts.jobs} at a time, platform ${platform.architecture})`);
     const outcomes = await runPool(sp.copies, opts.jobs, async (c, i) => {
+      checkInterrupt(interrupts.signal, doing);
       const t0 = performance.now();
       let wrote = false;
       const dir = join(exports, String(i));
@@ -169,6 +184,8 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
       } else present++;
     });
 
+    // skopeo was stopped with the rest: an interrupted copy is the interruption, not a failure of the image.
+    checkInterrupt(interrupts.signal, doing);
     const failures: StorageFailure[] = [...sp.failures];
     const stored: StoredImage[] = [];
     outcomes.forEach((o, i) => {
@@ -204,6 +221,7 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
     );
     return { images: stored.length, copied, present, failures, nothingToDo: false };
   } finally {
+    interrupts.dispose();
     lock.release();
     source.close();
   }

@@ -1,0 +1,55 @@
+/** Free space on the filesystem a path is on, and the bytes already under a directory. */
+import { statfs } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { EnvironmentError } from "./errors.ts";
+import { formatBytes } from "./log.ts";
+
+/** Bytes available to this user on the filesystem of `path` (or of its nearest existing parent); undefined when unknown. */
+export async function freeBytes(path: string): Promise<number | undefined> {
+  for (let p = path;; p = dirname(p)) {
+    try {
+      const s = await statfs(p);
+      return Number(s.bavail) * Number(s.bsize);
+    } catch (e) {
+      if ((e as { code?: string }).code !== "ENOENT" || p === dirname(p)) return undefined;
+    }
+  }
+}
+
+/** Total size of the regular files under `dir` (0 when it does not exist). */
+export async function bytesUnder(dir: string): Promise<number> {
+  let total = 0;
+  const walk = async (d: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(d));
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory) await walk(p);
+      else if (e.isFile) total += (await Deno.stat(p).catch(() => ({ size: 0 }))).size;
+    }
+  };
+  await walk(dir);
+  return total;
+}
+
+/** Slack for link files, directories and records beside the blobs. */
+const SLACK = 16 << 20;
+
+/**
+ * Refuses before any write when the filesystem of `dir` cannot hold what a
+ * source needs: its size, less the blob bytes already there (a re-run), plus slack.
+ */
+export async function checkSpaceFor(action: string, dir: string, sourceBytes: number, presentBytes: number): Promise<void> {
+  const need = Math.max(0, sourceBytes - presentBytes) + SLACK;
+  const free = await freeBytes(dir);
+  if (free !== undefined && free < need) {
+    throw new EnvironmentError(
+      `Cannot ${action}: it needs about ${formatBytes(need)} and the filesystem of ${dir} has ${formatBytes(free)} free ` +
+        "(free some space or give a --data-dir on a larger filesystem)",
+    );
+  }
+}
