@@ -3,6 +3,7 @@
  * format; blobs are verified and put in place (or skipped when already there),
  * metadata is kept in memory for naming the images afterwards.
  */
+import { newHasher } from "./digest.ts";
 import { InputError } from "./errors.ts";
 import type { ArchiveFormat } from "./formats/format.ts";
 import { MAX_META_BYTES } from "./formats/format.ts";
@@ -123,6 +124,15 @@ export async function ingest(source: Source, store: BlobSink, options: IngestOpt
     const known = blobs.get(digest);
     if (known !== undefined && known !== entry.size) {
       throw new InputError(`Cannot read source: blob ${digest} appears twice with different sizes`);
+    }
+    if (known !== undefined) {
+      // A second copy in the same archive: the first is in place; this one must agree or the archive contradicts itself.
+      const hasher = newHasher();
+      for await (const c of interruptible(entry.chunks(), signal, doing)) hasher.update(c);
+      if (`sha256:${hasher.digest("hex")}` !== digest) {
+        throw new InputError(`Cannot read source: blob ${digest} appears twice and the copy at ${entry.path} does not match its digest`);
+      }
+      continue;
     }
     blobs.set(digest, entry.size);
     const have = await store.blobSize(digest);

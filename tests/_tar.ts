@@ -9,6 +9,18 @@ export interface RawEntry {
   linkname?: string;
   /** Size to record in the header, when it should lie about the data. */
   claimedSize?: number;
+  /** PAX extended header records written before the entry (path, linkpath, size, …). */
+  pax?: Record<string, string>;
+  /** Write the name as a GNU long-name ('L') entry before the header. */
+  gnuLongName?: boolean;
+}
+
+/** One PAX record: "<len> key=value\n", where len counts itself. */
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  let len = body.length + 1;
+  while (String(len).length + body.length !== len) len = String(len).length + body.length;
+  return `${len}${body}`;
 }
 
 const enc = new TextEncoder();
@@ -44,9 +56,16 @@ export function header(e: RawEntry, size: number): Uint8Array {
 /** A whole archive, with its end-of-archive blocks. */
 export function makeTar(entries: RawEntry[], { end = true } = {}): Uint8Array {
   const parts: Uint8Array[] = [];
+  const put = (e: RawEntry, data: Uint8Array) => {
+    parts.push(header(e, data.length), data, new Uint8Array((512 - (data.length % 512)) % 512));
+  };
   for (const e of entries) {
     const data = typeof e.data === "string" ? enc.encode(e.data) : e.data ?? new Uint8Array();
-    parts.push(header(e, data.length), data, new Uint8Array((512 - (data.length % 512)) % 512));
+    if (e.pax) {
+      put({ name: "PaxHeader", type: "x" }, enc.encode(Object.entries(e.pax).map(([k, v]) => paxRecord(k, v)).join("")));
+    }
+    if (e.gnuLongName) put({ name: "././@LongLink", type: "L" }, enc.encode(e.name + "\0"));
+    put(e.gnuLongName ? { ...e, name: e.name.slice(0, 99) } : e, data);
   }
   if (end) parts.push(new Uint8Array(1024));
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));

@@ -130,3 +130,61 @@ Deno.test("load: an unnamed image or a name without registry is refused unless -
 Deno.test("load: an oc-mirror v1 archive is refused by name", async () => {
   await expectRefused([{ name: "v2/ns/repo/manifests/x", data: "{}" }, { name: "publish/.metadata.json", data: "{}" }], /oc-mirror v1/);
 });
+
+Deno.test("load: an entry claiming a size far beyond the archive is refused as truncated", async () => {
+  const entries = await sampleEntries();
+  entries.splice(2, 0, { name: "blobs/sha256/" + "a".repeat(64), data: "x", claimedSize: 1e12 });
+  await expectRefused(entries, /truncated/);
+});
+
+Deno.test("load: a 100 MB manifest, or a 100 MB index.json, is refused by its size", async () => {
+  const { createHash } = await import("node:crypto");
+  const entries = await sampleEntries();
+  const huge = new Uint8Array(100_000_000).fill(0x20);
+  huge[0] = 0x7b;
+  huge[huge.length - 1] = 0x7d;
+  const digest = `sha256:${createHash("sha256").update(huge).digest("hex")}`;
+  const index = JSON.parse(new TextDecoder().decode(entries[1].data as Uint8Array));
+  index.manifests = [{
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    digest,
+    size: huge.length,
+    annotations: {
+      "org.opencontainers.image.ref.name": "quay.io/isoload-test/huge:v1",
+    },
+  }];
+  await expectRefused([entries[0], { name: "index.json", data: JSON.stringify(index) }, {
+    name: `blobs/sha256/${digest.slice(7)}`,
+    data: huge,
+  }], /more than the \d+-byte limit/);
+  await expectRefused([entries[0], { name: "index.json", data: huge }, ...entries.slice(2)], /index\.json: 100000000 bytes is more than/);
+});
+
+Deno.test("load: duplicate entries with different content are refused", async () => {
+  const entries = await sampleEntries();
+  const blob = entries.findIndex((e) => e.name.startsWith("blobs/"));
+  const other = new Uint8Array(entries[blob].data as Uint8Array);
+  other[0] ^= 0xff;
+  await expectRefused(
+    [...entries, { name: entries[blob].name, data: other }],
+    /appears twice and the copy at blobs\/sha256\/[0-9a-f]{64} does not match its digest/,
+  );
+  await expectRefused([...entries, { name: "index.json", data: "{}" }], /index\.json appears twice with different content/);
+});
+
+Deno.test("load: PAX and GNU long names are accepted when sound", async () => {
+  const entries: RawEntry[] = (await sampleEntries()).map((e) => ({ ...e, pax: { path: e.name, mtime: "1700000000.5" } }));
+  entries.push({ name: `docs/${"a-long-directory-name/".repeat(8)}README.txt`, data: "ignored\n", gnuLongName: true });
+  entries.push({
+    name: `docs/${"another-long-name/".repeat(8)}NOTES.txt`,
+    data: "ignored\n",
+    pax: { path: `docs/${"another-long-name/".repeat(8)}NOTES.txt` },
+  });
+  await withTempDir("longnames", async (dir) => {
+    await Deno.writeFile(join(dir, "long.tar"), makeTar(entries));
+    const r = await isoload(["load", join(dir, "long.tar"), "--data-dir", join(dir, "data"), "--no-registries-conf"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /Loaded 4 images/);
+    await checkTree(join(dir, "data"));
+  });
+});
