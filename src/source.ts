@@ -83,6 +83,14 @@ class TarSource implements Source {
         first = false;
         const path = safeEntryPath(e.name);
         if (e.kind === "symlink" || e.kind === "hardlink") checkLinkTarget(path, e.linkname, e.kind);
+        // A size beyond the end of the file is a lie or a truncation: say so before anything acts on it (a space check, say).
+        if (e.size > this.size - e.dataOffset) {
+          throw new InputError(
+            `Cannot read ${this.path}: entry ${JSON.stringify(e.name)} claims ${e.size} bytes but only ${
+              Math.max(0, this.size - e.dataOffset)
+            } remain; the archive is truncated or corrupt`,
+          );
+        }
         yield { path, kind: e.kind, size: e.size, linkname: e.linkname, chunks: () => tar.data(e) };
       }
     } catch (err) {
