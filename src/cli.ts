@@ -11,9 +11,11 @@ import { mirrorConfig } from "./commands/mirror_config.ts";
 import { writeNodeRegistriesConf } from "./commands/registries_conf.ts";
 import { waitForRegistry } from "./commands/wait.ts";
 import { writeUnits } from "./commands/units.ts";
+import { renderStatus, status } from "./commands/status.ts";
+import { verifyDataDir } from "./commands/verify.ts";
 import { DEFAULT_BEFORE } from "./units.ts";
 import { DEFAULT_CERTS_DIR } from "./ca_install.ts";
-import { describeError, ExitCode, IsoloadError, UsageError } from "./errors.ts";
+import { describeError, ExitCode, InputError, IsoloadError, UsageError } from "./errors.ts";
 import { type Expected, expectedFromDataDir, expectedFromFile } from "./expect.ts";
 import { DEFAULT_REGISTRIES_CONF } from "./registries_conf_file.ts";
 import { consoleLogger, type Logger } from "./log.ts";
@@ -43,6 +45,7 @@ type Values = Record<string, string | boolean | string[] | undefined>;
 
 const COMMON: Record<string, OptionSpec> = {
   quiet: { type: "boolean", help: "Print only warnings and errors." },
+  "log-format": { type: "string", arg: "FORMAT", default: "text", help: "text, or json: one JSON object a line on stderr." },
   help: { type: "boolean", help: "Show this help." },
 };
 
@@ -469,6 +472,49 @@ const COMMANDS: Record<string, CommandSpec> = {
       return ExitCode.ok;
     },
   },
+  status: {
+    summary: "Show what a data directory holds, whether it is verified and served, and what isoload wrote",
+    usage: "isoload status --data-dir DIR [--json]",
+    description: "Prints the images and bytes loaded (registry mode) or copied into containers-storage (storage mode), whether\n" +
+      "the load finished, the last full verify, whether a load runs now, whether the registry answers and at which\n" +
+      "address, and the registries.conf, CA and pinned-images files isoload wrote. Changes nothing.",
+    options: {
+      "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload loaded." },
+      json: { type: "boolean", help: "Print one JSON document instead of text." },
+    },
+    examples: ["isoload status --data-dir /var/lib/isoload", "isoload status --data-dir /var/lib/isoload --json | jq .registry.serving"],
+    positionals: 0,
+    async run(v) {
+      const report = await status(required(v, "data-dir"));
+      await Deno.stdout.write(new TextEncoder().encode(v.json ? JSON.stringify(report, null, 2) + "\n" : renderStatus(report)));
+      return ExitCode.ok;
+    },
+  },
+  verify: {
+    summary: "Re-hash every blob and check every link of a data directory",
+    usage: "isoload verify --data-dir DIR [--json]",
+    description: "Reads every blob under DIR/docker/registry/v2 and checks it hashes to its name, checks that every link file\n" +
+      "names a blob that is there, and that every recorded image has all the links and blobs it needs. Each problem is\n" +
+      "reported with its path. Exits 0 when all is well, 3 when anything is wrong. The result is kept for isoload status.",
+    options: {
+      "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload loaded." },
+      json: { type: "boolean", help: "Print the report as one JSON document on stdout." },
+    },
+    examples: ["isoload verify --data-dir /var/lib/isoload"],
+    positionals: 0,
+    async run(v, _pos, log) {
+      const report = await verifyDataDir(required(v, "data-dir"), log);
+      if (v.json) await Deno.stdout.write(new TextEncoder().encode(JSON.stringify(report, null, 2) + "\n"));
+      if (!report.ok) {
+        throw new InputError(
+          `Cannot vouch for ${report.dataDir}: ${report.problems.length} problems (first: ${report.problems[0].path}: ${
+            report.problems[0].what
+          })`,
+        );
+      }
+      return ExitCode.ok;
+    },
+  },
   "mirror-config": {
     summary: "Print the mirror-set YAML the installed cluster needs",
     usage: "isoload mirror-config --data-dir DIR --mirror HOST:PORT [--kind idms|itms|icsp]",
@@ -560,7 +606,9 @@ export async function runCli(args: string[]): Promise<number> {
     out(`isoload: unknown command ${JSON.stringify(name)}\nRun 'isoload --help' for the list of commands.\n`, true);
     return ExitCode.usage;
   }
-  let log: Logger = consoleLogger(false);
+  // Until the options are parsed, a --log-format json anywhere still gets JSON errors.
+  const early = rest.some((a, i) => a === "--log-format=json" || (a === "--log-format" && rest[i + 1] === "json")) ? "json" : "text";
+  let log: Logger = consoleLogger(false, early, name);
   try {
     const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
     for (const [n, o] of Object.entries({ ...cmd.options, ...COMMON })) options[n] = { type: o.type, multiple: o.multiple === true };
@@ -568,7 +616,8 @@ export async function runCli(args: string[]): Promise<number> {
     try {
       parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
     } catch (e) {
-      throw new UsageError((e as Error).message.split("\n")[0]);
+      // node:util's messages run on ("To specify a positional argument…"): the first sentence is the cause.
+      throw new UsageError((e as Error).message.split("\n")[0].split(". ")[0]);
     }
     const values = parsed.values as Values;
     if (values.help) {
@@ -582,19 +631,21 @@ export async function runCli(args: string[]): Promise<number> {
           : `unexpected argument ${JSON.stringify(parsed.positionals[0])}`,
       );
     }
-    log = consoleLogger(values.quiet === true);
+    const format = str(values, "log-format") ?? "text";
+    if (format !== "text" && format !== "json") throw new UsageError(`--log-format must be text or json, got ${JSON.stringify(format)}`);
+    log = consoleLogger(values.quiet === true, format, name);
     return await cmd.run(values, parsed.positionals, log);
   } catch (e) {
-    log.endProgress();
     if (e instanceof UsageError) {
-      out(`isoload ${name}: ${e.message}\nUsage: ${cmd.usage}\nRun 'isoload ${name} --help' for details.\n`, true);
+      log.error(e.message, e.exitCode);
+      if (early === "text") out(`Usage: ${cmd.usage}\nRun 'isoload ${name} --help' for details.\n`, true);
       return e.exitCode;
     }
     if (e instanceof IsoloadError) {
-      out(`isoload ${name}: ${describeError(e)}\n`, true);
+      log.error(describeError(e), e.exitCode);
       return e.exitCode;
     }
-    out(`isoload ${name}: internal error: ${describeError(e)}\n`, true);
+    log.error(`internal error: ${describeError(e)}`, ExitCode.internal);
     if (Deno.env.get("ISOLOAD_DEBUG")) console.error(e);
     return ExitCode.internal;
   }

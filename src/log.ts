@@ -3,23 +3,44 @@
  * escape codes unless stderr is a terminal. Results go to stdout.
  */
 
+/** Structured facts a progress line carries, for --log-format json. */
+export interface ProgressFields {
+  done: number;
+  total: number;
+  percent: number;
+  ratePerSec?: number;
+  etaSec?: number;
+  current?: string;
+}
+
 /** Where isoload's messages go. */
 export interface Logger {
   info(msg: string): void;
   warn(msg: string): void;
   /** A progress line: rewritten in place on a TTY, printed as-is otherwise. */
-  progress(msg: string): void;
+  progress(msg: string, fields?: ProgressFields): void;
   /** Ends a live progress line so the next message starts clean. */
   endProgress(): void;
+  /** The final error of a command, with its exit code. */
+  error(msg: string, exitCode: number): void;
 }
 
 const enc = new TextEncoder();
 
-/** The logger for the console; `quiet` keeps only warnings. */
-export function consoleLogger(quiet = false): Logger {
-  const tty = Deno.stderr.isTerminal();
+/** How lines are written: for people (text) or for machines (one JSON object a line). */
+export type LogFormat = "text" | "json";
+
+/**
+ * The logger for the console; `quiet` keeps only warnings and errors. Text on
+ * a TTY rewrites one live progress line; text elsewhere (journald) and JSON
+ * never carry escape codes.
+ */
+export function consoleLogger(quiet = false, format: LogFormat = "text", command = ""): Logger {
+  const tty = format === "text" && Deno.stderr.isTerminal();
   let live = false;
   const write = (s: string) => Deno.stderr.writeSync(enc.encode(s));
+  const json = (level: string, msg: string, extra: Record<string, unknown> = {}) =>
+    write(JSON.stringify({ time: new Date().toISOString(), level, command, msg, ...extra }) + "\n");
   const endProgress = () => {
     if (live) write("\n");
     live = false;
@@ -28,20 +49,28 @@ export function consoleLogger(quiet = false): Logger {
     info(msg) {
       if (quiet) return;
       endProgress();
-      write(`${msg}\n`);
+      if (format === "json") json("info", msg);
+      else write(`${msg}\n`);
     },
     warn(msg) {
       endProgress();
-      write(`warning: ${msg}\n`);
+      if (format === "json") json("warning", msg);
+      else write(`warning: ${msg}\n`);
     },
-    progress(msg) {
+    progress(msg, fields) {
       if (quiet) return;
-      if (tty) {
+      if (format === "json") json("progress", msg, fields ? { progress: fields } : {});
+      else if (tty) {
         write(`\r\x1b[2K${msg}`);
         live = true;
       } else write(`${msg}\n`);
     },
     endProgress,
+    error(msg, exitCode) {
+      endProgress();
+      if (format === "json") json("error", msg, { exitCode });
+      else write(`${command ? `isoload ${command}: ` : "isoload: "}${msg}\n`);
+    },
   };
 }
 
@@ -54,6 +83,7 @@ export function memoryLogger(): Logger & { lines: string[] } {
     warn: (m) => void lines.push(`warning: ${m}`),
     progress: (m) => void lines.push(m),
     endProgress: () => {},
+    error: (m) => void lines.push(`error: ${m}`),
   };
 }
 
@@ -98,6 +128,17 @@ export function byteProgress(log: Logger, label: string, total: number, everyMs 
     const secs = (now - start) / 1000;
     const rate = secs > 0 ? done / secs : 0;
     const eta = rate > 0 && total > done ? ` ETA ${formatDuration(((total - done) / rate) * 1000)}` : "";
-    log.progress(`${label}: ${pct}% ${formatBytes(done)}/${formatBytes(total)} ${formatBytes(rate)}/s${eta}${what ? ` ${what}` : ""}`);
+    const current = what.replace(/^(.*\/)?(blobs\/sha256\/)([0-9a-f]{12})[0-9a-f]{52}/, "$2$3…");
+    log.progress(
+      `${label}: ${pct}% ${formatBytes(done)}/${formatBytes(total)} ${formatBytes(rate)}/s${eta}${current ? ` ${current}` : ""}`,
+      {
+        done,
+        total,
+        percent: pct,
+        ratePerSec: Math.round(rate),
+        etaSec: rate > 0 ? Math.round((total - done) / rate) : undefined,
+        current: what || undefined,
+      },
+    );
   };
 }

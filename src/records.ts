@@ -19,6 +19,8 @@ export interface Records {
   bytes: number;
   /** Each load that contributed, oldest first. */
   loads: { source: string; format: string; finishedAt?: string }[];
+  /** Files the last load wrote outside DIR, and the mirror address it wrote them for. */
+  files?: { mirror?: string; registriesConf?: string; ca?: string };
 }
 
 /** Path of the records file in a data directory. */

@@ -38,6 +38,8 @@ export interface StorageRecords {
   storageConf?: string;
   /** One entry per source path, in the order first loaded. */
   loads: StorageLoad[];
+  /** The CRI-O pinned-images drop-in written, if any. */
+  pinFile?: string;
 }
 
 /** Path of the storage records in a data directory. */

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import assert from "node:assert/strict";
 import { mirrorRepositoryFor } from "../src/reference.ts";
 import { buildSampleLayout, type Fixture, tarDirectory } from "../tools/payload.ts";
+import { layoutEntries, makeTar, type RawEntry } from "./_tar.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -23,23 +24,30 @@ export interface Run {
   stderr: string;
 }
 
+/** The permission flags `deno task compile` bakes into the binary, read from deno.json: tests run the bundle with exactly these. */
+export function compilePermissions(): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json"))).tasks;
+  const cmd: string = tasks.compile.command;
+  return cmd.split(/\s+/).filter((a) => /^--(allow|unstable)-/.test(a));
+}
+
 /** A compiled binary to test instead of main.ts (the Containerfile harness sets it). */
 const BIN = Deno.env.get("ISOLOAD_BIN");
 
 /** How to start isoload: the compiled binary, main.ts from the checkout, or a given entry (the bundle); in a network namespace when given. */
-function command(entry?: string, netns?: string): [string, string[]] {
+function command(entry?: string, netns?: string, perms?: string[]): [string, string[]] {
   const [cmd, pre]: [string, string[]] = BIN && !entry
     ? [BIN, []]
-    : [Deno.execPath(), ["run", "--allow-all", "--unstable-net", "--quiet", entry ?? join(ROOT, "main.ts")]];
+    : [Deno.execPath(), ["run", ...(perms ?? ["--allow-all", "--unstable-net"]), "--quiet", entry ?? join(ROOT, "main.ts")]];
   return netns ? ["ip", ["netns", "exec", netns, cmd, ...pre]] : [cmd, pre];
 }
 
 /** Runs `isoload ARGS` as a real process. */
 export async function isoload(
   args: string[],
-  opts: { env?: Record<string, string>; entry?: string; cwd?: string; netns?: string; timeoutMs?: number } = {},
+  opts: { env?: Record<string, string>; entry?: string; cwd?: string; netns?: string; timeoutMs?: number; perms?: string[] } = {},
 ): Promise<Run> {
-  const [cmd, pre] = command(opts.entry, opts.netns);
+  const [cmd, pre] = command(opts.entry, opts.netns, opts.perms);
   // A run that should have ended (a serve that should have refused, say) is killed rather than hanging the suite.
   const out = await new Deno.Command(cmd, {
     args: [...pre, ...args],
@@ -81,10 +89,10 @@ export interface Served {
 /** Starts `isoload serve` and waits for its ready line. */
 export async function serve(
   args: string[],
-  opts: { env?: Record<string, string>; entry?: string; cwd?: string; timeoutMs?: number; netns?: string } = {},
+  opts: { env?: Record<string, string>; entry?: string; cwd?: string; timeoutMs?: number; netns?: string; perms?: string[] } = {},
 ): Promise<Served> {
   const port = Number(args[args.indexOf("--listen") + 1]?.split(":").at(-1));
-  const [cmd, pre] = command(opts.entry, opts.netns);
+  const [cmd, pre] = command(opts.entry, opts.netns, opts.perms);
   const child = new Deno.Command(cmd, {
     args: [...pre, "serve", ...args],
     env: opts.env,
@@ -297,4 +305,14 @@ export async function pullAll(data: string, fixture: Fixture, work: string): Pro
   } finally {
     assert.equal(await served.stop(), 0);
   }
+}
+
+/** The sample layout plus `n` tiny unreferenced blobs: small in the archive, a page each on disk. */
+export async function tinyBlobsArchive(path: string, n: number): Promise<void> {
+  const entries: RawEntry[] = await layoutEntries((await sampleFixture()).fixture.dir);
+  for (let i = 0; i < n; i++) {
+    const data = new TextEncoder().encode(`tiny blob ${i}\n`);
+    entries.push({ name: `blobs/sha256/${(await import("node:crypto")).createHash("sha256").update(data).digest("hex")}`, data });
+  }
+  await Deno.writeFile(path, makeTar(entries));
 }

@@ -6,9 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { freePort, isoload, ROOT, sampleFixture, serve, skopeoPull, tool, withTempDir } from "./_helpers.ts";
+import { compilePermissions, freePort, isoload, ROOT, sampleFixture, serve, skopeoPull, tool, withTempDir } from "./_helpers.ts";
 
-Deno.test("dist/isoload.js alone runs load, serve and inspect end to end", async () => {
+Deno.test("dist/isoload.js alone, with only the compiled binary's permissions, runs load, serve and inspect end to end", async () => {
   await tool(Deno.execPath(), ["task", "bundle"]);
   const { tar, fixture } = await sampleFixture();
   await withTempDir("bundle", async (dir) => {
@@ -19,7 +19,8 @@ Deno.test("dist/isoload.js alone runs load, serve and inspect end to end", async
     const entries = [];
     for await (const e of Deno.readDir(bin)) entries.push(e.name);
     assert.deepEqual(entries, ["isoload.js"], "nothing beside the bundle");
-    const opts = { entry, cwd: bin, env: { DENO_DIR: join(dir, "deno-dir"), DENO_NO_PACKAGE_JSON: "1" } };
+    // The permissions the compiled binary gets, not --allow-all: they must be enough for load and serve.
+    const opts = { entry, cwd: bin, env: { DENO_DIR: join(dir, "deno-dir"), DENO_NO_PACKAGE_JSON: "1" }, perms: compilePermissions() };
     const help = await isoload(["--help"], opts);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Commands:/);

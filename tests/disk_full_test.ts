@@ -5,11 +5,9 @@
  * and a re-run after space is freed completes.
  */
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { buildLargeLayout, tarDirectory } from "../tools/payload.ts";
-import { checkTree, isoload, pullAll, sampleFixture, tool, withTempDir } from "./_helpers.ts";
-import { layoutEntries, makeTar, type RawEntry } from "./_tar.ts";
+import { checkTree, isoload, pullAll, sampleFixture, tinyBlobsArchive, tool, withTempDir } from "./_helpers.ts";
 
 /** Runs `fn` with a tmpfs of `mb` megabytes mounted in a temp dir. */
 async function withTmpfs(mb: number, fn: (mount: string) => Promise<void>): Promise<void> {
@@ -23,16 +21,6 @@ async function withTmpfs(mb: number, fn: (mount: string) => Promise<void>): Prom
       await tool("umount", [mount]);
     }
   });
-}
-
-/** The sample layout plus `n` tiny unreferenced blobs: small in the archive, a page each on disk. */
-async function tinyBlobsArchive(path: string, n: number): Promise<void> {
-  const entries: RawEntry[] = await layoutEntries((await sampleFixture()).fixture.dir);
-  for (let i = 0; i < n; i++) {
-    const data = new TextEncoder().encode(`tiny blob ${i}\n`);
-    entries.push({ name: `blobs/sha256/${createHash("sha256").update(data).digest("hex")}`, data });
-  }
-  await Deno.writeFile(path, makeTar(entries));
 }
 
 Deno.test("load: an archive larger than the free space is refused before writing, with both numbers", async () => {

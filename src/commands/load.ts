@@ -100,13 +100,20 @@ export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> 
     for (const img of previous?.images ?? []) blobDigests.add(img.digest);
     const loads = [...(previous?.loads ?? [])];
     const sourcePath = resolve(opts.source);
+    // What isoload writes outside DIR, for `status` (and for whoever cleans up).
+    const files: Records["files"] = {
+      mirror: opts.mirror,
+      ...(host ? { registriesConf: resolve(host.target) } : {}),
+      ...(!opts.insecure && host && opts.certsDir ? { ca: resolve(caPathFor(opts.certsDir, opts.mirror)) } : {}),
+    };
     const nothingToDo = pass.written.blobs === 0 && linksWritten === 0 && !marked &&
-      previous?.complete === true && JSON.stringify(previous.images) === JSON.stringify(images);
+      previous?.complete === true && JSON.stringify(previous.images) === JSON.stringify(images) &&
+      JSON.stringify(previous.files ?? {}) === JSON.stringify(files);
     if (!nothingToDo) {
       if (!loads.some((l) => l.source === sourcePath)) loads.push({ source: sourcePath, format: pass.format.name });
       let bytes = 0;
       for (const d of blobDigests) bytes += sizes.get(d) ?? (await store.blobSize(d)) ?? 0;
-      await writeRecords(dataDir, { version: 1, complete: true, images, blobs: blobDigests.size, bytes, loads });
+      await writeRecords(dataDir, { version: 1, complete: true, images, blobs: blobDigests.size, bytes, loads, files });
     }
 
     if (!opts.insecure) {

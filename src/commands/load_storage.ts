@@ -195,7 +195,10 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
     });
 
     if (opts.pinFile) await writePinned(opts.pinFile, pinsWith(stored), about, log);
-    await writeStorageRecords(dataDir, withLoad(records, { source: identity, complete: failures.length === 0, images: stored, failures }));
+    await writeStorageRecords(dataDir, {
+      ...withLoad(records, { source: identity, complete: failures.length === 0, images: stored, failures }),
+      ...(opts.pinFile ? { pinFile: resolve(opts.pinFile) } : {}),
+    });
     if (!opts.keep) {
       await Deno.remove(scratch.root, { recursive: true }).catch((e) => {
         throw wrapFsError(`remove the scratch tree ${scratch.root}`, e);

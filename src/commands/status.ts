@@ -1,0 +1,163 @@
+/**
+ * `isoload status`: what a data directory holds and what isoload did with it:
+ * images and bytes, verification, whether a load runs now, whether the
+ * registry answers and where, and which files outside DIR isoload wrote.
+ */
+import { join, resolve } from "node:path";
+import { InputError } from "../errors.ts";
+import { formatBytes } from "../log.ts";
+import { probeAddress } from "../readiness.ts";
+import { readRecords, type Records } from "../records.ts";
+import { readStorageRecords, type StorageRecords } from "../storage_records.ts";
+import { readCa } from "../tls.ts";
+import type { VerifyReport } from "./verify.ts";
+import { verifyReportPath } from "./verify.ts";
+
+/** The report (`--json` prints it as is). */
+export interface StatusReport {
+  dataDir: string;
+  /** Registry mode: the tree and its records. */
+  registry?: {
+    complete: boolean;
+    images: number;
+    blobs: number;
+    bytes: number;
+    sources: string[];
+    files: Records["files"];
+    /** Blobs are verified against their digests as they are written; `lastVerify` is the last full re-check. */
+    lastVerify?: { at: string; ok: boolean; problems: number };
+    serving?: { listen: string; url: string; tls: boolean; answering: boolean };
+  };
+  /** Storage mode: what was copied into containers-storage. */
+  storage?: {
+    storageConf?: string;
+    pinFile?: string;
+    loads: { source: string; complete: boolean; images: number; failures: number }[];
+  };
+  /** A load (or verify) holding DIR right now, as its lock file says. */
+  busy?: string;
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Who holds DIR's lock, if anyone. */
+async function holder(stateDir: string): Promise<string | undefined> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(join(stateDir, "lock"), { read: true, write: true });
+  } catch {
+    return undefined;
+  }
+  try {
+    const free = await Promise.race([file.lock(true).then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 200))]);
+    if (free) return undefined;
+    return (await Deno.readTextFile(join(stateDir, "lock"))).trim() || "another isoload run";
+  } finally {
+    file.close(); // releases the lock if it was granted
+  }
+}
+
+/** Whether the registry configured in DIR answers /v2/. */
+async function serving(dataDir: string): Promise<NonNullable<StatusReport["registry"]>["serving"]> {
+  const config = await Deno.readTextFile(join(dataDir, "isoload", "registry", "config.yml")).catch(() => undefined);
+  const listen = config && /^\s*addr:\s*"?([^"\n]+)"?/m.exec(config)?.[1];
+  if (!listen) return undefined;
+  const tls = /^\s*tls:/m.test(config!);
+  const url = `${tls ? "https" : "http"}://${probeAddress(listen)}/v2/`;
+  const ca = tls ? await readCa(dataDir) : undefined;
+  const client = ca ? Deno.createHttpClient({ caCerts: [ca] }) : undefined;
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(2000), client });
+    await r.body?.cancel();
+    return { listen, url, tls, answering: r.status === 200 || r.status === 401 };
+  } catch {
+    return { listen, url, tls, answering: false };
+  } finally {
+    client?.close();
+  }
+}
+
+/** Gathers the report. */
+export async function status(dir: string): Promise<StatusReport> {
+  const dataDir = resolve(dir);
+  const records = await readRecords(dataDir);
+  const storage: StorageRecords | undefined = await readStorageRecords(dataDir);
+  if (!records && !storage) throw new InputError(`Cannot show the status of ${dataDir}: it holds no isoload load`);
+  const report: StatusReport = { dataDir };
+  if (records) {
+    const v = await readJson<VerifyReport>(verifyReportPath(dataDir));
+    report.registry = {
+      complete: records.complete,
+      images: records.images.length,
+      blobs: records.blobs,
+      bytes: records.bytes,
+      sources: records.loads.map((l) => l.source),
+      files: records.files ?? {},
+      ...(v ? { lastVerify: { at: v.at, ok: v.ok, problems: v.problems.length } } : {}),
+      serving: await serving(dataDir),
+    };
+  }
+  if (storage) {
+    report.storage = {
+      storageConf: storage.storageConf,
+      pinFile: storage.pinFile,
+      loads: storage.loads.map((l) => ({
+        source: l.source.path,
+        complete: l.complete,
+        images: l.images.length,
+        failures: l.failures.length,
+      })),
+    };
+  }
+  const busy = await holder(join(dataDir, "isoload"));
+  if (busy) report.busy = busy;
+  return report;
+}
+
+/** The report for people. */
+export function renderStatus(r: StatusReport): string {
+  const lines = [`Data directory: ${r.dataDir}`];
+  if (r.busy) lines.push(`Busy:           ${r.busy}`);
+  if (r.registry) {
+    const g = r.registry;
+    lines.push(
+      `Registry tree:  ${g.complete ? "complete" : "UNFINISHED (run isoload load again)"}: ${g.images} images, ${g.blobs} blobs, ${
+        formatBytes(g.bytes)
+      }`,
+      `Loaded from:    ${g.sources.join(", ") || "-"}`,
+      `Verified:       each blob against its digest while loading; ${
+        g.lastVerify
+          ? `last full verify ${g.lastVerify.at}: ${g.lastVerify.ok ? "all good" : `${g.lastVerify.problems} problems`}`
+          : "no full verify yet (isoload verify)"
+      }`,
+      `Registry:       ${
+        g.serving
+          ? `${g.serving.answering ? "serving" : "not answering"} at ${g.serving.url} (listening on ${g.serving.listen}${
+            g.serving.tls ? ", TLS" : ""
+          })`
+          : "never served"
+      }`,
+    );
+    if (g.files?.mirror) lines.push(`Mirror address: ${g.files.mirror}`);
+    if (g.files?.registriesConf) lines.push(`Wrote:          ${g.files.registriesConf}`);
+    if (g.files?.ca) lines.push(`Wrote:          ${g.files.ca}`);
+  }
+  if (r.storage) {
+    for (const l of r.storage.loads) {
+      lines.push(
+        `containers-storage: ${l.images} images from ${l.source}${
+          l.complete ? "" : ` (UNFINISHED${l.failures ? `, ${l.failures} failed` : ""})`
+        }`,
+      );
+    }
+    lines.push(`Storage config: ${r.storage.storageConf ?? "the host's (/etc/containers/storage.conf)"}`);
+    if (r.storage.pinFile) lines.push(`Wrote:          ${r.storage.pinFile}`);
+  }
+  return lines.join("\n") + "\n";
+}

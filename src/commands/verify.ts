@@ -1,0 +1,156 @@
+/**
+ * `isoload verify`: re-hash every blob of a data directory, check every link
+ * file, and check that every recorded image is laid out in full. Each problem
+ * is reported; the result is kept in `DIR/isoload/verify.json` for `status`.
+ */
+import { join, relative, resolve } from "node:path";
+import { atomicWrite } from "../atomic_write.ts";
+import { readManifests } from "../catalog.ts";
+import { digestHex, isDigest, newHasher } from "../digest.ts";
+import { InputError } from "../errors.ts";
+import { checkInterrupt, watchInterrupts } from "../interrupt.ts";
+import { planLayout } from "../layout_plan.ts";
+import { lockDataDir } from "../lock.ts";
+import { byteProgress, formatBytes, formatDuration, type Logger } from "../log.ts";
+import { readRecords } from "../records.ts";
+import { RegistryStore } from "../registry_store.ts";
+
+/** One thing wrong, at a path under DIR. */
+export interface Problem {
+  path: string;
+  what: string;
+}
+
+/** What verify found. */
+export interface VerifyReport {
+  dataDir: string;
+  at: string;
+  ok: boolean;
+  blobs: number;
+  bytes: number;
+  links: number;
+  problems: Problem[];
+}
+
+/** Path of the last verify's report. */
+export function verifyReportPath(dataDir: string): string {
+  return join(dataDir, "isoload", "verify.json");
+}
+
+/** Files under `dir` (recursively), as absolute paths; none when it does not exist. */
+async function filesUnder(dir: string): Promise<{ path: string; size: number }[]> {
+  const out: { path: string; size: number }[] = [];
+  const walk = async (d: string) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(d));
+    } catch {
+      return;
+    }
+    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(d, e.name);
+      if (e.isDirectory) await walk(p);
+      else out.push({ path: p, size: e.isFile ? (await Deno.stat(p)).size : -1 });
+    }
+  };
+  await walk(dir);
+  return out;
+}
+
+/** Verifies DIR; resolves to the report (problems included), having written it to verify.json. */
+export async function verifyDataDir(dir: string, log: Logger): Promise<VerifyReport> {
+  const started = performance.now();
+  const dataDir = resolve(dir);
+  const records = await readRecords(dataDir);
+  if (!records) throw new InputError(`Cannot verify ${dataDir}: it holds no isoload load`);
+  const store = new RegistryStore(dataDir);
+  const lock = await lockDataDir(store.stateDir, `verify ${dataDir}`);
+  const interrupts = watchInterrupts();
+  const problems: Problem[] = [];
+  const at = (p: string) => relative(dataDir, p);
+  try {
+    // 1. Every blob hashes to its name.
+    const blobFiles = await filesUnder(join(store.v2, "blobs"));
+    const total = blobFiles.reduce((n, f) => n + Math.max(0, f.size), 0);
+    const progress = byteProgress(log, "verify", total);
+    let done = 0;
+    let blobs = 0;
+    for (const f of blobFiles) {
+      const m = /\/blobs\/sha256\/([0-9a-f]{2})\/([0-9a-f]{64})\/data$/.exec(f.path);
+      if (!m || m[2].slice(0, 2) !== m[1]) {
+        problems.push({ path: at(f.path), what: "a file that is not a blob's data where blobs live" });
+        continue;
+      }
+      blobs++;
+      const hasher = newHasher();
+      const file = await Deno.open(f.path);
+      for await (const c of file.readable) {
+        checkInterrupt(interrupts.signal, `verify ${dataDir}`);
+        hasher.update(c);
+        progress(done += c.length, at(f.path));
+      }
+      const got = `sha256:${hasher.digest("hex")}`;
+      if (got !== `sha256:${m[2]}`) problems.push({ path: at(f.path), what: `its bytes hash to ${got}, not to its name` });
+    }
+    log.endProgress();
+
+    // 2. Every link file names a blob that is there (and, for revisions and layers, the one its path says).
+    const linkFiles = (await filesUnder(join(store.v2, "repositories"))).filter((f) => f.path.endsWith("/link"));
+    for (const f of linkFiles) {
+      const text = await Deno.readTextFile(f.path).catch(() => "");
+      const own = /\/(?:_layers|_manifests\/revisions)\/sha256\/([0-9a-f]{64})\/link$/.exec(f.path);
+      if (!isDigest(text)) problems.push({ path: at(f.path), what: `holds ${JSON.stringify(text.slice(0, 80))}, not a digest` });
+      else if (own && text !== `sha256:${own[1]}`) problems.push({ path: at(f.path), what: `names ${text}, not the digest of its path` });
+      else if ((await store.blobSize(text)) === undefined) {
+        problems.push({ path: at(f.path), what: `names ${text}, which is not in blobs/` });
+      }
+    }
+
+    // 3. Every recorded image is laid out in full: the links its manifests call for exist and agree.
+    const manifests = await readManifests(store, records.images.map((i) => i.digest)).catch((e) => {
+      problems.push({ path: "docker/registry/v2/blobs", what: `a recorded manifest cannot be read: ${(e as Error).message}` });
+      return new Map();
+    });
+    const plan = planLayout(records.images, manifests, () => true, () => 0);
+    for (const m of plan.missing) {
+      problems.push({ path: "docker/registry/v2/blobs", what: `${m.image} needs ${m.what} ${m.digest}, which is missing` });
+    }
+    for (const [rel, digest] of plan.links) {
+      const p = join(store.v2, rel);
+      const text = await Deno.readTextFile(p).catch(() => undefined);
+      if (text === undefined) problems.push({ path: at(p), what: `missing: the link to ${digest}` });
+      else if (text !== digest) problems.push({ path: at(p), what: `names ${text}, expected ${digest}` });
+    }
+    for (const img of records.images) {
+      if ((await store.blobSize(img.digest)) === undefined) {
+        problems.push({
+          path: `docker/registry/v2/blobs/sha256/${digestHex(img.digest).slice(0, 2)}`,
+          what: `${img.source}@${img.digest}: its manifest is missing`,
+        });
+      }
+    }
+
+    const report: VerifyReport = {
+      dataDir,
+      at: new Date().toISOString(),
+      ok: problems.length === 0,
+      blobs,
+      bytes: total,
+      links: linkFiles.length,
+      problems,
+    };
+    await atomicWrite(verifyReportPath(dataDir), JSON.stringify(report, null, 2) + "\n");
+    const summary = `${blobs} blobs (${formatBytes(total)}) and ${linkFiles.length} links in ${
+      formatDuration(performance.now() - started)
+    }`;
+    if (report.ok) log.info(`Verified ${dataDir}: ${summary}: all good`);
+    else {
+      for (const p of problems) log.warn(`${p.path}: ${p.what}`);
+      log.info(`Verified ${dataDir}: ${summary}: ${problems.length} problems`);
+    }
+    return report;
+  } finally {
+    interrupts.dispose();
+    lock.release();
+  }
+}
