@@ -2,6 +2,7 @@
  * The command line: parsing, help and exit codes. Commands never see the
  * parser; they get typed options and a logger.
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { inspect, renderInspect } from "./commands/inspect.ts";
 import { load } from "./commands/load.ts";
@@ -16,6 +17,7 @@ import { verifyDataDir } from "./commands/verify.ts";
 import { DEFAULT_BEFORE } from "./units.ts";
 import { DEFAULT_CERTS_DIR } from "./ca_install.ts";
 import { describeError, ExitCode, InputError, IsoloadError, UsageError } from "./errors.ts";
+import { builtinTls, contentFromDataDir, contentInPlace, runBuiltin } from "./commands/serve_builtin.ts";
 import { type Expected, expectedFromDataDir, expectedFromFile } from "./expect.ts";
 import { DEFAULT_REGISTRIES_CONF } from "./registries_conf_file.ts";
 import { consoleLogger, type Logger } from "./log.ts";
@@ -28,6 +30,8 @@ interface OptionSpec {
   arg?: string;
   default?: string;
   multiple?: boolean;
+  /** A one-letter alias. */
+  short?: string;
 }
 
 /** A command: its help and how to run it once parsed. */
@@ -44,9 +48,9 @@ interface CommandSpec {
 type Values = Record<string, string | boolean | string[] | undefined>;
 
 const COMMON: Record<string, OptionSpec> = {
-  quiet: { type: "boolean", help: "Print only warnings and errors." },
+  quiet: { type: "boolean", short: "q", help: "Print only warnings and errors." },
   "log-format": { type: "string", arg: "FORMAT", default: "text", help: "text, or json: one JSON object a line on stderr." },
-  help: { type: "boolean", help: "Show this help." },
+  help: { type: "boolean", short: "h", help: "Show this help." },
 };
 
 function str(v: Values, name: string): string | undefined {
@@ -100,6 +104,17 @@ async function expected(v: Values, action: string): Promise<Expected> {
   return dir ? await expectedFromDataDir(dir, action) : await expectedFromFile(file!);
 }
 
+/** --listen, --tls with --hostname/--ip, and --ready-timeout: the options every way of serving shares. */
+function servingOptions(v: Values): { listen: string; tls?: { hostnames: string[]; ips: string[] }; timeoutMs: number } {
+  const timeoutMs = parseDuration(str(v, "ready-timeout") ?? "120s", "--ready-timeout");
+  if (!v.tls && (list(v, "hostname").length || list(v, "ip").length)) throw new UsageError("--hostname and --ip go with --tls");
+  for (const ip of list(v, "ip")) {
+    if (!/^[0-9.]+$|:/.test(ip)) throw new UsageError(`--ip must be an IPv4 or IPv6 address, got ${JSON.stringify(ip)}`);
+  }
+  const listen = parseHostPort(str(v, "listen") ?? "0.0.0.0:22625", "--listen");
+  return { listen, tls: v.tls ? { hostnames: list(v, "hostname"), ips: list(v, "ip") } : undefined, timeoutMs };
+}
+
 function sourceRegistry(v: Values): string | undefined {
   const h = str(v, "source-registry");
   if (h === undefined) return undefined;
@@ -134,7 +149,7 @@ const COMMANDS: Record<string, CommandSpec> = {
   load: {
     summary: "Make an archive's images available: as a registry storage tree, or in containers-storage",
     usage: "isoload load SOURCE --data-dir DIR [--mode registry] [--mirror HOST:PORT] [--registries-conf FILE | --no-registries-conf]\n" +
-      "                    [--source-registry HOST]\n" +
+      "                    [--source-registry HOST] [--tls] [--serve [--listen HOST:PORT] [--hostname NAME…] [--ip ADDR…]]\n" +
       "       isoload load SOURCE --data-dir DIR --mode storage [--storage-conf FILE] [--jobs N] [--pin FILE|none] [--keep]",
     description: "Reads SOURCE (an oc-mirror v2 archive, an OCI image layout archive, or a directory holding either) in one\n" +
       "streaming pass, verifying every blob's sha256 as it streams. Re-running is safe and quick.\n" +
@@ -196,6 +211,17 @@ const COMMANDS: Record<string, CommandSpec> = {
         help: "storage mode: CRI-O drop-in listing pinned_images; none: write none.",
       },
       keep: { type: "boolean", help: "storage mode: keep the scratch tree under DIR (a re-run then reads no blob again)." },
+      serve: {
+        type: "boolean",
+        help: "registry mode: serve at once from SOURCE in place with the built-in registry while the load copies it into DIR;\n" +
+          " ".repeat(30) + "each blob switches to its verified copy in DIR once landed. Runs until SIGTERM.",
+      },
+      builtin: { type: "boolean", help: "With --serve: the built-in registry (the only one --serve runs)." },
+      listen: { type: "string", arg: "HOST:PORT", help: "With --serve: address to listen on (default 0.0.0.0 and --mirror's port)." },
+      "access-log": { type: "boolean", help: "With --serve: one log line per request." },
+      "ready-timeout": { type: "string", arg: "DURATION", default: "120s", help: "With --serve: how long to wait for readiness." },
+      hostname: { type: "string", arg: "NAME", multiple: true, help: "With --serve --tls: a name nodes reach host0 by (repeatable)." },
+      ip: { type: "string", arg: "ADDR", multiple: true, help: "With --serve --tls: an address nodes reach host0 at (repeatable)." },
     },
     examples: [
       "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/lib/isoload",
@@ -203,6 +229,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       "isoload load images.oci.tar --data-dir /var/lib/isoload --mirror host0.example.com:22625 --registries-conf /tmp/r.conf",
       "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/tmp/isoload --mode storage",
       "isoload load images.oci.tar --data-dir /tmp/x --mode storage --storage-conf ./storage.conf --pin none --jobs 2",
+      "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/lib/isoload --serve   # pullable in seconds",
     ],
     positionals: 1,
     async run(v, pos, log) {
@@ -217,7 +244,19 @@ const COMMANDS: Record<string, CommandSpec> = {
       const naming = { sourceRegistry: sourceRegistry(v) };
       const dataDir = required(v, "data-dir");
       if (mode === "storage") {
-        only(["mirror", "registries-conf", "no-registries-conf", "tls", "certs-dir"], "registry");
+        only([
+          "mirror",
+          "registries-conf",
+          "no-registries-conf",
+          "tls",
+          "certs-dir",
+          "serve",
+          "builtin",
+          "listen",
+          "access-log",
+          "hostname",
+          "ip",
+        ], "registry");
         const jobs = Number(str(v, "jobs") ?? defaultJobs());
         if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
           throw new UsageError(`--jobs must be a whole number from 1 to 64, got ${str(v, "jobs")}`);
@@ -236,34 +275,62 @@ const COMMANDS: Record<string, CommandSpec> = {
         return ExitCode.ok;
       }
       only(["storage-conf", "jobs", "pin", "keep"], "storage");
+      if (!v.serve) {
+        const serving = ["builtin", "listen", "access-log", "hostname", "ip"].find((n) => v[n] !== undefined);
+        if (serving) throw new UsageError(`--${serving} goes with --serve`);
+      }
       if (v["no-registries-conf"] && str(v, "registries-conf")) {
         throw new UsageError("--registries-conf and --no-registries-conf exclude each other");
       }
-      await load({
+      const mirror = parseHostPort(str(v, "mirror") ?? "127.0.0.1:22625", "--mirror");
+      const loadOptions = {
         source: pos[0],
         dataDir,
-        mirror: parseHostPort(str(v, "mirror") ?? "127.0.0.1:22625", "--mirror"),
+        mirror,
         registriesConf: v["no-registries-conf"] ? undefined : str(v, "registries-conf") ?? DEFAULT_REGISTRIES_CONF,
         naming,
         insecure: v.tls !== true,
         certsDir: str(v, "certs-dir") ?? DEFAULT_CERTS_DIR,
+      };
+      if (!v.serve) {
+        await load(loadOptions, log);
+        return ExitCode.ok;
+      }
+      // Serve while loading: index the archive in place, serve it, and load in the background.
+      const { listen, tls, timeoutMs } = servingOptions({
+        ...v,
+        listen: str(v, "listen") ?? `0.0.0.0:${mirror.slice(mirror.lastIndexOf(":") + 1)}`,
+      });
+      const built = await contentInPlace(pos[0], naming, log, resolve(dataDir));
+      return await runBuiltin(built, {
+        listen,
+        tls: await builtinTls(dataDir, tls),
+        readyTimeoutMs: timeoutMs,
+        accessLog: v["access-log"] === true,
+        during: () => load(loadOptions, log),
       }, log);
-      return ExitCode.ok;
     },
   },
   serve: {
-    summary: "Run a read-only registry over a loaded data directory",
-    usage: "isoload serve --data-dir DIR [--listen HOST:PORT] (--registry-command PATH | --registry-image REF)",
-    description: "Writes a read-only registry configuration for DIR and runs the registry in the foreground: a distribution\n" +
-      "registry binary (--registry-command), or the registry image under podman (--registry-image; when REF is not in\n" +
-      "containers-storage but is one of DIR's images, it is loaded from DIR first). Once /v2/ answers and every\n" +
-      "loaded manifest is served by digest, prints one line and tells systemd READY=1. SIGTERM or SIGINT stops the\n" +
-      "registry; if the registry dies, isoload exits non-zero.",
+    summary: "Run a read-only registry over a loaded data directory, or straight from an archive in place",
+    usage: "isoload serve --data-dir DIR [--listen HOST:PORT] [--builtin | --registry-command PATH | --registry-image REF] [--tls …]\n" +
+      "       isoload serve --source ARCHIVE|DIR [--data-dir DIR] [--builtin] [--listen HOST:PORT] [--tls …]",
+    description: "Runs a read-only registry in the foreground. --builtin (the default when no registry is named) is isoload's own\n" +
+      "server: the pull side of the OCI Distribution Specification, nothing else needed. --registry-command runs a\n" +
+      "distribution registry binary over DIR; --registry-image runs the registry image under podman (when REF is not\n" +
+      "in containers-storage but is one of DIR's images, it is loaded from DIR first).\n" +
+      "--source serves an oc-mirror or OCI-layout archive (or a directory, such as the mounted ISO) in place, with\n" +
+      "no copy: one pass over its entries, then blobs as byte ranges of it, each checked against its digest the first\n" +
+      "time it is served. Once /v2/ answers and every manifest is served by digest, prints one line and tells systemd\n" +
+      "READY=1. SIGTERM or SIGINT stops it (in-flight downloads get 10 s); if an external registry dies, exits non-zero.",
     options: {
-      "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload load completed." },
+      "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload load completed (with --source: only for --tls)." },
+      source: { type: "string", arg: "PATH", help: "Serve this archive or directory in place (built-in server)." },
       listen: { type: "string", arg: "HOST:PORT", default: "0.0.0.0:22625", help: "Address the registry listens on." },
+      builtin: { type: "boolean", help: "Use isoload's own registry server (the default)." },
       "registry-command": { type: "string", arg: "PATH", help: "A distribution registry binary (e.g. /usr/bin/docker-registry)." },
       "registry-image": { type: "string", arg: "REF", help: "A registry image to run with podman (--net host, DIR read-only)." },
+      "access-log": { type: "boolean", help: "Built-in: one log line per request." },
       "ready-timeout": { type: "string", arg: "DURATION", default: "120s", help: "How long to wait for readiness (90s, 5m, …)." },
       tls: {
         type: "boolean",
@@ -281,30 +348,40 @@ const COMMANDS: Record<string, CommandSpec> = {
         multiple: true,
         help: "With --tls: an address the nodes reach host0 at (repeatable; 127.0.0.1 and ::1 are always included).",
       },
+      "source-registry": { type: "string", arg: "HOST", help: "With --source: registry for image names that carry none." },
     },
     examples: [
-      "isoload serve --data-dir /var/lib/isoload --registry-command /usr/bin/docker-registry",
+      "isoload serve --data-dir /var/lib/isoload",
+      "isoload serve --source /run/media/iso/images/mirror_000001.tar --listen 0.0.0.0:22625",
       "isoload serve --data-dir /var/lib/isoload --registry-command /usr/bin/docker-registry --tls --hostname host0.example.com --ip 192.168.111.20",
-      "isoload serve --data-dir /var/lib/isoload --registry-image quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:…",
     ],
     positionals: 0,
     async run(v, _pos, log) {
       const cmd = str(v, "registry-command");
       const image = str(v, "registry-image");
-      if (!!cmd === !!image) throw new UsageError("give exactly one of --registry-command or --registry-image");
-      const timeoutMs = parseDuration(str(v, "ready-timeout") ?? "120s", "--ready-timeout");
-      if (!v.tls && (list(v, "hostname").length || list(v, "ip").length)) throw new UsageError("--hostname and --ip go with --tls");
-      for (const ip of list(v, "ip")) {
-        if (!/^[0-9.]+$|:/.test(ip)) throw new UsageError(`--ip must be an IPv4 or IPv6 address, got ${JSON.stringify(ip)}`);
+      const source = str(v, "source");
+      if ([!!cmd, !!image, v.builtin === true].filter(Boolean).length > 1) {
+        throw new UsageError("give at most one of --builtin, --registry-command or --registry-image");
       }
-      return await serve({
-        dataDir: required(v, "data-dir"),
-        listen: parseHostPort(str(v, "listen") ?? "0.0.0.0:22625", "--listen"),
-        registryCommand: cmd,
-        registryImage: image,
-        readyTimeoutMs: timeoutMs,
-        tls: v.tls ? { hostnames: list(v, "hostname"), ips: list(v, "ip") } : undefined,
-      }, log);
+      const { listen, tls, timeoutMs } = servingOptions(v);
+      if (cmd || image) {
+        if (source) throw new UsageError("--source is served by the built-in server only");
+        if (v["access-log"]) throw new UsageError("--access-log goes with the built-in server");
+        return await serve(
+          { dataDir: required(v, "data-dir"), listen, registryCommand: cmd, registryImage: image, readyTimeoutMs: timeoutMs, tls },
+          log,
+        );
+      }
+      const dataDir = str(v, "data-dir");
+      if (!source && !dataDir) throw new UsageError("give --data-dir DIR, or --source PATH to serve an archive in place");
+      const built = source
+        ? await contentInPlace(source, { sourceRegistry: sourceRegistry(v) }, log)
+        : await contentFromDataDir(resolve(dataDir!));
+      return await runBuiltin(
+        built,
+        { listen, tls: await builtinTls(dataDir, tls), readyTimeoutMs: timeoutMs, accessLog: v["access-log"] === true },
+        log,
+      );
     },
   },
   "registries-conf": {
@@ -395,10 +472,9 @@ const COMMANDS: Record<string, CommandSpec> = {
       "registry-command": {
         type: "string",
         arg: "PATH",
-        default: "/usr/bin/docker-registry",
-        help: "host0: registry binary for isoload serve.",
+        help: "host0: a registry binary for isoload serve (default: the built-in registry).",
       },
-      "registry-image": { type: "string", arg: "REF", help: "host0: registry image for isoload serve (instead of a binary)." },
+      "registry-image": { type: "string", arg: "REF", help: "host0: a registry image for isoload serve (default: the built-in registry)." },
       tls: { type: "boolean", help: "The registry serves HTTPS (serve --tls; load --tls)." },
       hostname: { type: "string", arg: "NAME", multiple: true, help: "host0 with --tls: a name nodes reach host0 by." },
       ip: { type: "string", arg: "ADDR", multiple: true, help: "host0 with --tls: an address nodes reach host0 at." },
@@ -455,7 +531,7 @@ const COMMANDS: Record<string, CommandSpec> = {
           dataDir: str(v, "data-dir") ?? "/var/lib/isoload",
           before: before.length ? before : DEFAULT_BEFORE,
           binary,
-          registryCommand: str(v, "registry-command") ?? "/usr/bin/docker-registry",
+          registryCommand: str(v, "registry-command"),
           registryImage: str(v, "registry-image"),
           tls: v.tls === true,
           hostnames: list(v, "hostname"),
@@ -540,7 +616,7 @@ const COMMANDS: Record<string, CommandSpec> = {
 };
 
 function optionHelp(name: string, o: OptionSpec): string {
-  const flag = `--${name}${o.arg ? ` ${o.arg}` : ""}`;
+  const flag = `${o.short ? `-${o.short}, ` : ""}--${name}${o.arg ? ` ${o.arg}` : ""}`;
   const def = o.default ? ` (default: ${o.default})` : "";
   return `  ${flag.padEnd(28)} ${o.help}${def}`;
 }
@@ -610,8 +686,10 @@ export async function runCli(args: string[]): Promise<number> {
   const early = rest.some((a, i) => a === "--log-format=json" || (a === "--log-format" && rest[i + 1] === "json")) ? "json" : "text";
   let log: Logger = consoleLogger(false, early, name);
   try {
-    const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
-    for (const [n, o] of Object.entries({ ...cmd.options, ...COMMON })) options[n] = { type: o.type, multiple: o.multiple === true };
+    const options: Record<string, { type: "string" | "boolean"; multiple?: boolean; short?: string }> = {};
+    for (const [n, o] of Object.entries({ ...cmd.options, ...COMMON })) {
+      options[n] = { type: o.type, multiple: o.multiple === true, ...(o.short ? { short: o.short } : {}) };
+    }
     let parsed;
     try {
       parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });

@@ -11,7 +11,7 @@ import { looksLikeOciLayout, ociLayout } from "./formats/oci_layout.ts";
 import { looksLikeOcMirror, looksLikeOcMirrorV1, ocMirror } from "./formats/oc_mirror.ts";
 import { checkInterrupt } from "./interrupt.ts";
 import { CorruptBlobError } from "./registry_store.ts";
-import type { Source, SourceEntry } from "./source.ts";
+import type { BlobLocation, Source, SourceEntry } from "./source.ts";
 
 /** What the pass saw and did. */
 export interface IngestResult {
@@ -51,8 +51,8 @@ async function* interruptible(chunks: AsyncIterable<Uint8Array>, signal: AbortSi
 export interface BlobSink {
   /** Size of a blob already in place, or undefined. */
   blobSize(digest: string): Promise<number | undefined>;
-  /** Takes a blob's bytes (it may leave them unread: the reader then skips them). */
-  putBlob(digest: string, size: number, chunks: AsyncIterable<Uint8Array>, label: string): Promise<void>;
+  /** Takes a blob's bytes (it may leave them unread: the reader then skips them); `where` says where they lie in the source. */
+  putBlob(digest: string, size: number, chunks: AsyncIterable<Uint8Array>, label: string, where: BlobLocation): Promise<void>;
 }
 
 /** Progress callback: bytes of the source consumed so far, and the entry at hand. */
@@ -143,7 +143,7 @@ export async function ingest(source: Source, store: BlobSink, options: IngestOpt
       continue;
     }
     try {
-      await store.putBlob(digest, entry.size, interruptible(entry.chunks(), signal, doing), entry.path);
+      await store.putBlob(digest, entry.size, interruptible(entry.chunks(), signal, doing), entry.path, entry.where);
     } catch (e) {
       if (!(options.keepGoing && e instanceof CorruptBlobError)) throw e;
       blobs.delete(digest);

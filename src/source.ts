@@ -16,6 +16,15 @@ export interface SourceEntry {
   linkname: string;
   /** Streams the bytes; at most once, and before asking for the next entry. */
   chunks(): AsyncIterable<Uint8Array>;
+  /** Where the bytes lie, to be read again later in place (serving straight from the archive). */
+  where: BlobLocation;
+}
+
+/** A byte range of a file: an entry's data inside a tar, or a whole file of a directory. */
+export interface BlobLocation {
+  file: string;
+  offset: number;
+  size: number;
 }
 
 /** An opened source. */
@@ -91,7 +100,14 @@ class TarSource implements Source {
             } remain; the archive is truncated or corrupt`,
           );
         }
-        yield { path, kind: e.kind, size: e.size, linkname: e.linkname, chunks: () => tar.data(e) };
+        yield {
+          path,
+          kind: e.kind,
+          size: e.size,
+          linkname: e.linkname,
+          chunks: () => tar.data(e),
+          where: { file: this.path, offset: e.dataOffset, size: e.size },
+        };
       }
     } catch (err) {
       if (err instanceof InputError) throw err;
@@ -156,6 +172,7 @@ class DirSource implements Source {
       };
       yield {
         ...f,
+        where: { file: full, offset: 0, size: f.size },
         async *chunks() {
           const file = await Deno.open(full);
           try {

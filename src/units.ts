@@ -130,7 +130,9 @@ export function renderUnits(o: UnitsOptions): { units: Unit[]; files: ShippedFil
   if (o.mode === "registry") {
     const listen = `0.0.0.0:${o.mirror.slice(o.mirror.lastIndexOf(":") + 1)}`;
     const serveArgs = [o.binary, "serve", "--data-dir", o.dataDir, "--listen", listen];
-    serveArgs.push(...(o.registryImage ? ["--registry-image", o.registryImage] : ["--registry-command", o.registryCommand!]));
+    // Without a registry named, isoload serves with its own built-in registry: the ISO needs nothing else.
+    if (o.registryImage) serveArgs.push("--registry-image", o.registryImage);
+    else if (o.registryCommand) serveArgs.push("--registry-command", o.registryCommand);
     if (o.tls) {
       serveArgs.push("--tls", ...o.hostnames.flatMap((h) => ["--hostname", h]), ...o.ips.flatMap((i) => ["--ip", i]));
     }

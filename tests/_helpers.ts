@@ -282,19 +282,24 @@ export function seeded(seed: number): () => number {
   };
 }
 
-/** Serves DIR and pulls every image with skopeo by repository and digest; digests must match. */
-export async function pullAll(data: string, fixture: Fixture, work: string): Promise<void> {
-  const port = freePort();
-  const served = await serve(["--data-dir", data, "--listen", `127.0.0.1:${port}`, "--registry-command", "/usr/bin/docker-registry"]);
+/**
+ * Pulls every image with skopeo by repository and digest; digests must match.
+ * From `port` when given (a registry already serving), else from DIR served with docker-registry for the occasion.
+ */
+export async function pullAll(data: string | undefined, fixture: Fixture, work: string, port?: number): Promise<void> {
+  const p = port ?? freePort();
+  const served = port
+    ? undefined
+    : await serve(["--data-dir", data!, "--listen", `127.0.0.1:${p}`, "--registry-command", "/usr/bin/docker-registry"]);
   try {
     await Promise.all(fixture.images.map(async (img, i) => {
-      const out = join(work, `pull-${i}`);
+      const out = join(work, `pull-${p}-${i}`);
       await Deno.remove(out, { recursive: true }).catch(() => {});
       await tool("skopeo", [
         "copy",
         "--quiet",
         "--src-tls-verify=false",
-        `docker://127.0.0.1:${port}/${mirrorRepositoryFor(img.source)}@${img.digest}`,
+        `docker://127.0.0.1:${p}/${mirrorRepositoryFor(img.source)}@${img.digest}`,
         `dir:${out}`,
       ]);
       // For an index skopeo stores this host's manifest.
@@ -303,7 +308,7 @@ export async function pullAll(data: string, fixture: Fixture, work: string): Pro
       assert.equal(await fileDigest(join(out, "manifest.json")), expect, img.name);
     }));
   } finally {
-    assert.equal(await served.stop(), 0);
+    if (served) assert.equal(await served.stop(), 0);
   }
 }
 

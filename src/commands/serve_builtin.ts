@@ -1,0 +1,186 @@
+/**
+ * `isoload serve` with isoload's own registry: from DIR's tree, straight
+ * from an archive in place (`--source`), or from the archive while `load`
+ * copies it into DIR (`load --serve`), switching each blob to its verified
+ * local copy once it has landed. Readiness, READY=1, TLS and SIGTERM as with
+ * an external registry.
+ */
+import { join, resolve } from "node:path";
+import { ArchiveIndex } from "../archive_index.ts";
+import { catalog, readManifests } from "../catalog.ts";
+import { describeError, ExitCode, InputError, IsoloadError, TimeoutError } from "../errors.ts";
+import type { NamingOptions } from "../formats/format.ts";
+import type { LoadedImage } from "../images.ts";
+import { ingest } from "../ingest.ts";
+import { planLayout } from "../layout_plan.ts";
+import { lockDataDir } from "../lock.ts";
+import { formatDuration, type Logger } from "../log.ts";
+import type { ParsedManifest } from "../manifest.ts";
+import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../readiness.ts";
+import { requireRecords } from "../records.ts";
+import { type ServedContent, startRegistryServer } from "../registry_server.ts";
+import { RegistryStore } from "../registry_store.ts";
+import { archiveBlobs, firstOf, treeBlobs, viewFromLinks } from "../registry_view.ts";
+import { sdNotify } from "../sd_notify.ts";
+import { openSource } from "../source.ts";
+import { ensureServerCert, type TlsPaths } from "../tls.ts";
+
+/** What the built-in server is to serve, and what it was built from (for the ready line). */
+export interface BuiltinContent {
+  content: ServedContent;
+  images: LoadedImage[];
+  from: string;
+}
+
+function mediaTypesOf(manifests: Map<string, ParsedManifest>): Map<string, string> {
+  return new Map([...manifests].map(([d, m]) => [d, m.mediaType]));
+}
+
+/** DIR's tree, as its records and manifests describe it. */
+export async function contentFromDataDir(dataDir: string): Promise<BuiltinContent> {
+  const records = await requireRecords(dataDir, `serve ${dataDir}`);
+  // A load under way may be rewriting what would be served: refuse, naming it.
+  (await lockDataDir(join(dataDir, "isoload"), `serve ${dataDir} while a load is running`)).release();
+  const store = new RegistryStore(dataDir);
+  const manifests = await readManifests(store, records.images.map((i) => i.digest));
+  const plan = planLayout(records.images, manifests, () => true, () => 0);
+  return {
+    content: {
+      repos: viewFromLinks(plan.links),
+      mediaTypes: mediaTypesOf(manifests),
+      blobs: treeBlobs(store),
+      bad: new Set(),
+      verified: new Set(),
+    },
+    images: records.images,
+    from: dataDir,
+  };
+}
+
+/**
+ * An archive or directory in place: one pass over its entries (seeking past
+ * layers), then blobs served as byte ranges of it. With `dataDir`, blobs that
+ * have landed in DIR's tree are served from there instead.
+ */
+export async function contentInPlace(source: string, naming: NamingOptions, log: Logger, dataDir?: string): Promise<BuiltinContent> {
+  const started = performance.now();
+  const src = await openSource(source);
+  const index = new ArchiveIndex();
+  try {
+    const pass = await ingest(src, index, { doing: `index ${source}` });
+    const { plan, manifests } = await catalog(pass, index, naming);
+    if (plan.missing.length) {
+      const m = plan.missing[0];
+      throw new InputError(
+        `Cannot serve ${source} in place: ${plan.missing.length} blobs the images need are not in it (first: ${m.image} needs ${m.what} ${m.digest})`,
+      );
+    }
+    log.info(
+      `Indexed ${source} in place in ${
+        formatDuration(performance.now() - started)
+      }: ${plan.images.length} images, ${index.where.size} blobs`,
+    );
+    const verified = index.verified();
+    const inPlace = archiveBlobs(index.where, verified);
+    return {
+      content: {
+        repos: viewFromLinks(plan.links),
+        mediaTypes: mediaTypesOf(manifests),
+        blobs: dataDir ? firstOf(treeBlobs(new RegistryStore(dataDir)), inPlace) : inPlace,
+        bad: new Set(),
+        verified,
+      },
+      images: plan.images,
+      from: `${source} (in place)`,
+    };
+  } finally {
+    src.close();
+  }
+}
+
+/** Options of a built-in run. */
+export interface BuiltinRunOptions {
+  listen: string;
+  tls?: TlsPaths;
+  readyTimeoutMs: number;
+  accessLog: boolean;
+  /** Work to do while serving (the background load of `load --serve`); its failure is reported, serving goes on. */
+  during?: () => Promise<unknown>;
+}
+
+/** TLS material for DIR, when asked for. */
+export async function builtinTls(
+  dataDir: string | undefined,
+  tls: { hostnames: string[]; ips: string[] } | undefined,
+): Promise<TlsPaths | undefined> {
+  if (!tls) return undefined;
+  if (!dataDir) throw new InputError("Cannot serve with --tls: its CA and certificate live in a --data-dir; give one");
+  return await ensureServerCert(resolve(dataDir), tls.hostnames, tls.ips);
+}
+
+/** Serves until SIGTERM or SIGINT; resolves to the exit code. */
+export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions, log: Logger): Promise<number> {
+  const tls = opts.tls ? { cert: await Deno.readTextFile(opts.tls.cert), key: await Deno.readTextFile(opts.tls.key) } : undefined;
+  let stopSignal: (sig: string) => void = () => {};
+  const stopped = new Promise<string>((r) => (stopSignal = r));
+  const onTerm = () => stopSignal("SIGTERM");
+  const onInt = () => stopSignal("SIGINT");
+  Deno.addSignalListener("SIGTERM", onTerm);
+  Deno.addSignalListener("SIGINT", onInt);
+  let server;
+  try {
+    server = startRegistryServer(built.content, opts.listen, {
+      tls,
+      accessLog: opts.accessLog ? (l) => log.info(l) : undefined,
+      warn: (m) => log.warn(m),
+    });
+  } catch (e) {
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGINT", onInt);
+    throw new InputError(`Cannot listen on ${opts.listen}: ${(e as Error).message}`, { cause: e });
+  }
+  const ca = opts.tls ? await Deno.readTextFile(opts.tls.caCert) : undefined;
+  const client = ca ? Deno.createHttpClient({ caCerts: [ca] }) : undefined;
+  let stopping = false;
+  stopped.then(() => (stopping = true));
+  try {
+    const base = `${tls ? "https" : "http"}://${probeAddress(opts.listen)}`;
+    const manifests = expectedManifests(built.images);
+    const outcome = await waitUntilServed(base, manifests, {
+      timeoutMs: opts.readyTimeoutMs,
+      client,
+      stopped: () => stopping,
+      report: (last) => log.info(`Waiting for the built-in registry at ${base}: ${describeProbe(base, last, manifests.length)}`),
+    });
+    if (!outcome.ready && !stopping) {
+      throw new TimeoutError(
+        `Cannot serve: not ready after ${formatDuration(outcome.waitedMs)} (${describeProbe(base, outcome.last, manifests.length)})`,
+      );
+    }
+    if (!stopping) {
+      log.info(
+        `Registry ready at ${base} (built-in, listening on ${opts.listen}): ${built.images.length} images, ${manifests.length} manifests served from ${built.from}`,
+      );
+      await sdNotify(`READY=1\nSTATUS=Serving ${built.images.length} images on ${opts.listen}`);
+    }
+    let code: number = ExitCode.ok;
+    const background = opts.during?.().then(
+      () => log.info("The background load finished: every blob is now served from its verified copy in the data directory"),
+      (e) => {
+        code = e instanceof IsoloadError ? e.exitCode : ExitCode.internal;
+        log.warn(`the background load stopped (${describeError(e)}); still serving from the archive in place`);
+      },
+    );
+    const sig = await stopped;
+    log.info(`Received ${sig}: stopping the built-in registry (in-flight downloads may finish for 10 s)`);
+    await background?.catch(() => {});
+    await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 10_000))]);
+    return code;
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    Deno.removeSignalListener("SIGINT", onInt);
+    client?.close();
+    // Whatever is still open after the grace period is cut.
+    await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 100))]).catch(() => {});
+  }
+}
