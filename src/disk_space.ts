@@ -16,9 +16,9 @@ export async function freeBytes(path: string): Promise<number | undefined> {
   }
 }
 
-/** Total size of the regular files under `dir` (0 when it does not exist). */
-export async function bytesUnder(dir: string): Promise<number> {
-  let total = 0;
+/** Every file under `dir`, sorted by path, with its size (-1 for what is not a regular file); none when `dir` does not exist. */
+export async function filesUnder(dir: string): Promise<{ path: string; size: number }[]> {
+  const out: { path: string; size: number }[] = [];
   const walk = async (d: string) => {
     let entries: Deno.DirEntry[];
     try {
@@ -26,14 +26,19 @@ export async function bytesUnder(dir: string): Promise<number> {
     } catch {
       return;
     }
-    for (const e of entries) {
+    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const p = join(d, e.name);
       if (e.isDirectory) await walk(p);
-      else if (e.isFile) total += (await Deno.stat(p).catch(() => ({ size: 0 }))).size;
+      else out.push({ path: p, size: e.isFile ? (await Deno.stat(p).catch(() => ({ size: 0 }))).size : -1 });
     }
   };
   await walk(dir);
-  return total;
+  return out;
+}
+
+/** Total size of the regular files under `dir` (0 when it does not exist). */
+export async function bytesUnder(dir: string): Promise<number> {
+  return (await filesUnder(dir)).reduce((n, f) => n + Math.max(0, f.size), 0);
 }
 
 /** Slack for link files, directories and records beside the blobs. */

@@ -28,9 +28,11 @@ export function recordsPath(dataDir: string): string {
   return join(dataDir, "isoload", "images.json");
 }
 
-/** Reads the records, or undefined when there are none yet. */
-export async function readRecords(dataDir: string): Promise<Records | undefined> {
-  const path = recordsPath(dataDir);
+/**
+ * Reads one of isoload's JSON state files, or undefined when it does not exist;
+ * `valid` says whether the parsed value is what `what` should be.
+ */
+export async function readStateFile<T>(path: string, valid: (v: T) => boolean, what: string): Promise<T | undefined> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -39,12 +41,17 @@ export async function readRecords(dataDir: string): Promise<Records | undefined>
     throw new InputError(`Cannot read ${path}`, { cause: e });
   }
   try {
-    const r = JSON.parse(text) as Records;
-    if (r.version !== 1 || !Array.isArray(r.images)) throw new SyntaxError("unknown records version");
+    const r = JSON.parse(text) as T;
+    if (!r || !valid(r)) throw new SyntaxError("unknown version");
     return r;
   } catch (e) {
-    throw new InputError(`Cannot read ${path}: not isoload records`, { cause: e });
+    throw new InputError(`Cannot read ${path}: not ${what}`, { cause: e });
   }
+}
+
+/** Reads the records, or undefined when there are none yet. */
+export async function readRecords(dataDir: string): Promise<Records | undefined> {
+  return await readStateFile<Records>(recordsPath(dataDir), (r) => r.version === 1 && Array.isArray(r.images), "isoload records");
 }
 
 /** Reads records that must exist and be complete (for serve, mirror-config, …). */

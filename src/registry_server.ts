@@ -248,7 +248,12 @@ export function registryHandler(
         headers: { ...base, "Content-Length": String(length), "Content-Range": `bytes ${range.start}-${range.end}/${l.size}` },
       });
     }
-    if (verified) return new Response(rangeStream(l.file, l.offset, l.size), { headers: { ...base, "Content-Length": String(l.size) } });
+    if (verified) {
+      // A whole file (DIR's tree): hand the runtime the file itself, which it streams without a copy through JavaScript.
+      const whole = l.offset === 0 && (await Deno.stat(l.file)).size === l.size;
+      const body = whole ? (await Deno.open(l.file)).readable : rangeStream(l.file, l.offset, l.size);
+      return new Response(body, { headers: { ...base, "Content-Length": String(l.size) } });
+    }
     // First serving of a blob from the archive: hash as it streams; a mismatch cuts the response before its end.
     const hasher = newHasher();
     const stream = rangeStream(l.file, l.offset, l.size, (c) => hasher.update(c), () => {

@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { atomicWrite } from "./atomic_write.ts";
-import { InputError } from "./errors.ts";
+import { readStateFile } from "./records.ts";
 import type { StorageFailure } from "./storage_plan.ts";
 
 /** Identifies a source file or directory well enough to notice it changed. */
@@ -49,21 +49,11 @@ export function storageRecordsPath(dataDir: string): string {
 
 /** Reads the storage records, or undefined when there are none. */
 export async function readStorageRecords(dataDir: string): Promise<StorageRecords | undefined> {
-  const path = storageRecordsPath(dataDir);
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw new InputError(`Cannot read ${path}`, { cause: e });
-  }
-  try {
-    const r = JSON.parse(text) as StorageRecords;
-    if (r.version !== 2 || !Array.isArray(r.loads)) throw new SyntaxError("unknown version");
-    return r;
-  } catch (e) {
-    throw new InputError(`Cannot read ${path}: not isoload storage records`, { cause: e });
-  }
+  return await readStateFile<StorageRecords>(
+    storageRecordsPath(dataDir),
+    (r) => r.version === 2 && Array.isArray(r.loads),
+    "isoload storage records",
+  );
 }
 
 /** Writes the storage records atomically. */

@@ -8,6 +8,7 @@ import { atomicWrite } from "../atomic_write.ts";
 import { readManifests } from "../catalog.ts";
 import { digestHex, isDigest, newHasher } from "../digest.ts";
 import { InputError } from "../errors.ts";
+import { filesUnder } from "../disk_space.ts";
 import { checkInterrupt, watchInterrupts } from "../interrupt.ts";
 import { planLayout } from "../layout_plan.ts";
 import { lockDataDir } from "../lock.ts";
@@ -35,26 +36,6 @@ export interface VerifyReport {
 /** Path of the last verify's report. */
 export function verifyReportPath(dataDir: string): string {
   return join(dataDir, "isoload", "verify.json");
-}
-
-/** Files under `dir` (recursively), as absolute paths; none when it does not exist. */
-async function filesUnder(dir: string): Promise<{ path: string; size: number }[]> {
-  const out: { path: string; size: number }[] = [];
-  const walk = async (d: string) => {
-    let entries: Deno.DirEntry[];
-    try {
-      entries = await Array.fromAsync(Deno.readDir(d));
-    } catch {
-      return;
-    }
-    for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const p = join(d, e.name);
-      if (e.isDirectory) await walk(p);
-      else out.push({ path: p, size: e.isFile ? (await Deno.stat(p)).size : -1 });
-    }
-  };
-  await walk(dir);
-  return out;
 }
 
 /** Verifies DIR; resolves to the report (problems included), having written it to verify.json. */
