@@ -380,3 +380,37 @@ Deno.test("load --serve: pulls during the load match; a load that stops leaves s
     assert.equal(done.code, 0, done.stderr);
   });
 });
+
+Deno.test("built-in registry: SIGTERM lets an in-flight download finish (or cuts it cleanly) and exits 0", async () => {
+  await withTempDir("graceful", async (dir) => {
+    const layout = await buildLargeLayout(join(dir, "layout"), 1, 30_000_000);
+    const tar = join(dir, "one.tar");
+    await tarDirectory(layout.dir, tar);
+    const data = join(dir, "data");
+    assert.equal((await isoload(["load", tar, "--data-dir", data, "--no-registries-conf", "--quiet"])).code, 0);
+    const port = freePort();
+    const served = await serve(["--data-dir", data, "--listen", `127.0.0.1:${port}`]);
+    const img = layout.images[0];
+    const manifest = JSON.parse(await Deno.readTextFile(join(layout.dir, "blobs", "sha256", img.digest.slice(7))));
+    const layer = manifest.layers[0];
+    const res = await fetch(`http://127.0.0.1:${port}/v2/${img.source}/blobs/${layer.digest}`);
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    let got = first.value!.length;
+    const stopped = served.stop(); // SIGTERM while the download is under way
+    const { createHash } = await import("node:crypto");
+    const hash = createHash("sha256").update(first.value!);
+    let cut = false;
+    try {
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        got += r.value.length;
+        hash.update(r.value);
+      }
+    } catch {
+      cut = true;
+    }
+    assert.ok(cut || (got === layer.size && `sha256:${hash.digest("hex")}` === layer.digest), `finished whole (${got} bytes) or cut`);
+    assert.equal(await stopped, 0, "serve exits 0 on SIGTERM");
+    assert.match(served.stderr(), /Received SIGTERM: stopping the built-in registry/);
+  });
+});

@@ -1,7 +1,7 @@
 /**
  * The main job on a built-in sample: make a small payload (an OCI layout
- * archive of runnable busybox images), load it, serve it with the Debian
- * docker-registry, pull an image by its source name through the written
+ * archive of runnable busybox images), load it, serve it with isoload's
+ * built-in registry, pull an image by its source name through the written
  * registries.conf with skopeo, and say what happened. Nothing outside a temp dir.
  */
 import { join } from "node:path";
@@ -40,11 +40,8 @@ try {
   await isoload(["inspect", archive]);
   say("$ isoload load sample-oci.tar");
   await isoload(["load", archive, "--data-dir", data, "--mirror", `127.0.0.1:${port}`, "--registries-conf", conf]);
-  say("$ isoload serve --registry-command /usr/bin/docker-registry (in the background)");
-  registry = await isoload(
-    ["serve", "--data-dir", data, "--listen", `127.0.0.1:${port}`, "--registry-command", "/usr/bin/docker-registry"],
-    true,
-  ) as Deno.ChildProcess;
+  say("$ isoload serve --data-dir data (the built-in registry, in the background)");
+  registry = await isoload(["serve", "--data-dir", data, "--listen", `127.0.0.1:${port}`], true) as Deno.ChildProcess;
   await waitForV2(`127.0.0.1:${port}`, 30_000);
   await new Promise((r) => setTimeout(r, 500));
   const img = fixture.images[0];
