@@ -593,20 +593,25 @@ const COMMANDS: Record<string, CommandSpec> = {
   },
   "mirror-config": {
     summary: "Print the mirror-set YAML the installed cluster needs",
-    usage: "isoload mirror-config --data-dir DIR --mirror HOST:PORT [--kind idms|itms|icsp]",
+    usage: "isoload mirror-config --data-dir DIR --mirror HOST:PORT [--kind idms|itms|icsp|trusted-ca]",
     description: "Prints an ImageDigestMirrorSet (default), ImageTagMirrorSet or legacy ImageContentSourcePolicy mapping every\n" +
-      "source repository of DIR's images to the mirror at HOST:PORT, for the cluster's manifests.",
+      "source repository of DIR's images to the mirror at HOST:PORT, for the cluster's manifests: installed nodes get\n" +
+      "their registries.conf from it. When the registry serves TLS, --kind trusted-ca prints the ConfigMap (key\n" +
+      "host..port) and the cluster Image config's additionalTrustedCA that make installed nodes trust its CA.",
     options: {
       "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload load completed." },
       mirror: { type: "string", arg: "HOST:PORT", help: "Address the nodes reach host0's registry at." },
-      kind: { type: "string", arg: "KIND", default: "idms", help: "idms, itms or icsp." },
+      kind: { type: "string", arg: "KIND", default: "idms", help: "idms, itms, icsp or trusted-ca." },
     },
-    examples: ["isoload mirror-config --data-dir /var/lib/isoload --mirror host0.example.com:22625 > idms.yaml"],
+    examples: [
+      "isoload mirror-config --data-dir /var/lib/isoload --mirror host0.example.com:22625 > idms.yaml",
+      "isoload mirror-config --data-dir /var/lib/isoload --mirror host0.example.com:22625 --kind trusted-ca > trusted-ca.yaml",
+    ],
     positionals: 0,
     async run(v) {
       const kind = str(v, "kind") ?? "idms";
-      if (kind !== "idms" && kind !== "itms" && kind !== "icsp") {
-        throw new UsageError(`--kind must be idms, itms or icsp, got ${JSON.stringify(kind)}`);
+      if (kind !== "idms" && kind !== "itms" && kind !== "icsp" && kind !== "trusted-ca") {
+        throw new UsageError(`--kind must be idms, itms, icsp or trusted-ca, got ${JSON.stringify(kind)}`);
       }
       const out = await mirrorConfig(required(v, "data-dir"), parseHostPort(required(v, "mirror"), "--mirror"), kind);
       await Deno.stdout.write(new TextEncoder().encode(out));

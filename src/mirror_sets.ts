@@ -28,3 +28,20 @@ export function renderMirrorSet(images: LoadedImage[], mirrorHost: string, kind:
     };
   return stringify(doc, { lineWidth: 0 });
 }
+
+/**
+ * The cluster's trust of a TLS mirror: a ConfigMap in openshift-config keyed by
+ * `host..port` (OpenShift's spelling of host:port) holding the CA, and the
+ * cluster Image config naming it as additionalTrustedCA.
+ */
+export function renderTrustedCa(mirrorHost: string, caPem: string, name = "isoload-registry-ca"): string {
+  const key = mirrorHost.replace(/:(\d+)$/, "..$1");
+  const configMap = { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace: "openshift-config" }, data: { [key]: caPem } };
+  const image = {
+    apiVersion: "config.openshift.io/v1",
+    kind: "Image",
+    metadata: { name: "cluster" },
+    spec: { additionalTrustedCA: { name } },
+  };
+  return stringify(configMap, { lineWidth: 0 }) + "---\n" + stringify(image, { lineWidth: 0 });
+}

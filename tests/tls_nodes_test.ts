@@ -58,6 +58,13 @@ Deno.test("TLS across namespaces: the node, given only the image list and CA, pu
             assert.ok(mc.stdout.includes(`source: ${img.source}\n`), `${kind} names ${img.source}`);
           }
         }
+        const trust = await isoload(["mirror-config", "--data-dir", data, "--mirror", mirror, "--kind", "trusted-ca"]);
+        assert.equal(trust.code, 0, trust.stderr);
+        assert.match(
+          trust.stdout,
+          new RegExp(`namespace: openshift-config\\n[\\s\\S]*${net.host0Ip.replaceAll(".", "\\.")}\\.\\.${port}: \\|`),
+        );
+        assert.match(trust.stdout, /kind: Image\n[\s\S]*additionalTrustedCA:\n\s+name: isoload-registry-ca/);
         const inspect = await isoload(["inspect", "--json", data]);
         assert.equal(inspect.code, 0, inspect.stderr);
         await Deno.mkdir(join(dir, "node"), { recursive: true });
