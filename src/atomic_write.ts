@@ -2,6 +2,16 @@
 import { basename, dirname, join } from "node:path";
 import { wrapFsError } from "./errors.ts";
 
+/** A file's text, or undefined when it does not exist; any other failure is the host's (EnvironmentError). */
+export async function readTextIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw wrapFsError(`read ${path}`, e);
+  }
+}
+
 /** Writes all of `data` to `file`, looping over short writes. */
 export async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
   let off = 0;

@@ -3,8 +3,8 @@
  * `<certs-dir>/<HOST:PORT>/ca.crt` (default certs dir /etc/containers/certs.d).
  */
 import { join } from "node:path";
-import { atomicWrite } from "./atomic_write.ts";
-import { ConfigError, wrapFsError } from "./errors.ts";
+import { atomicWrite, readTextIfExists } from "./atomic_write.ts";
+import { ConfigError } from "./errors.ts";
 import { checkCaPem } from "./tls.ts";
 
 /** Where containers/image reads per-registry CAs. */
@@ -21,12 +21,8 @@ export function caPathFor(certsDir: string, mirror: string): string {
 /** The CA installed for `mirror`, or undefined. */
 export async function installedCa(certsDir: string, mirror: string): Promise<string | undefined> {
   const path = caPathFor(certsDir, mirror);
-  try {
-    return checkCaPem(await Deno.readTextFile(path), path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
+  const text = await readTextIfExists(path);
+  return text === undefined ? undefined : checkCaPem(text, path);
 }
 
 /**
@@ -37,12 +33,7 @@ export async function installedCa(certsDir: string, mirror: string): Promise<str
 export async function installCa(certsDir: string, mirror: string, pem: string): Promise<boolean> {
   const path = caPathFor(certsDir, mirror);
   const text = `${CA_MARKER} ${mirror}\n${pem}`;
-  let current: string | undefined;
-  try {
-    current = await Deno.readTextFile(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw wrapFsError(`read ${path}`, e);
-  }
+  const current = await readTextIfExists(path);
   if (current !== undefined && !current.startsWith(CA_MARKER)) {
     if (current.trim() === pem.trim()) return false;
     throw new ConfigError(`Cannot install the registry CA at ${path}: a different certificate isoload did not write is there`);

@@ -3,8 +3,8 @@
  * collection (`[crio.image] pinned_images`, CRI-O 1.28 and later).
  */
 import { parse as parseToml } from "smol-toml";
-import { atomicWrite } from "./atomic_write.ts";
-import { ConfigError, wrapFsError } from "./errors.ts";
+import { atomicWrite, readTextIfExists } from "./atomic_write.ts";
+import { ConfigError } from "./errors.ts";
 
 /** First line of every pin file isoload writes; a file without it is not isoload's to replace. */
 export const PIN_MARKER = "# Written by isoload";
@@ -41,14 +41,8 @@ export function checkPinnedImages(text: string, refs: string[], path: string): v
 
 /** Throws ConfigError when `path` exists and isoload did not write it: such a file is never replaced. */
 export async function assertPinFileOwned(path: string): Promise<void> {
-  let current: string;
-  try {
-    current = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw wrapFsError(`read ${path}`, e);
-  }
-  if (!current.startsWith(PIN_MARKER)) {
+  const current = await readTextIfExists(path);
+  if (current !== undefined && !current.startsWith(PIN_MARKER)) {
     throw new ConfigError(
       `Cannot write ${path}: it exists and isoload did not write it (its first line is not "${PIN_MARKER}"); ` +
         "move it away or give another --pin FILE",

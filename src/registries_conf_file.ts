@@ -4,7 +4,7 @@
  * with a backup of any file isoload did not write itself.
  */
 import { basename, dirname, join } from "node:path";
-import { atomicWrite } from "./atomic_write.ts";
+import { atomicWrite, readTextIfExists } from "./atomic_write.ts";
 import { ConfigError, wrapFsError } from "./errors.ts";
 import {
   combineConfs,
@@ -32,22 +32,13 @@ export interface HostConf {
   after: { where: string; conf: ParsedConf }[];
 }
 
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw wrapFsError(`read ${path}`, e);
-  }
-}
-
 /**
  * Reads the target and, when it is a drop-in, the main file and the other
  * drop-ins beside it. Any malformed file is refused here, before the load.
  */
 export async function readHostConf(target: string): Promise<HostConf> {
   const host: HostConf = { target, before: [], after: [] };
-  host.targetText = await readIfExists(target);
+  host.targetText = await readTextIfExists(target);
   if (host.targetText !== undefined) {
     const own = parseRegistriesConf(host.targetText, target);
     if (own.v1 && !isOwned(host.targetText)) {
@@ -57,7 +48,7 @@ export async function readHostConf(target: string): Promise<HostConf> {
   const dir = dirname(target);
   if (basename(dir) !== "registries.conf.d") return host;
   const main = join(dirname(dir), "registries.conf");
-  const mainText = await readIfExists(main);
+  const mainText = await readTextIfExists(main);
   if (mainText !== undefined) host.before.push({ where: main, conf: parseRegistriesConf(mainText, main) });
   const names: string[] = [];
   try {
@@ -69,7 +60,7 @@ export async function readHostConf(target: string): Promise<HostConf> {
   }
   for (const name of names.sort()) {
     const path = join(dir, name);
-    const text = await readIfExists(path);
+    const text = await readTextIfExists(path);
     if (text === undefined) continue;
     const entry = { where: path, conf: parseRegistriesConf(text, path) };
     (name < basename(target) ? host.before : host.after).push(entry);

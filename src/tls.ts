@@ -8,7 +8,7 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { join } from "node:path";
-import { atomicWrite } from "./atomic_write.ts";
+import { atomicWrite, readTextIfExists } from "./atomic_write.ts";
 import { EnvironmentError, InputError } from "./errors.ts";
 
 x509.cryptoProvider.set(crypto);
@@ -41,15 +41,6 @@ function unpem(text: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 }
 
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
-}
-
 function randomSerial(): string {
   const b = crypto.getRandomValues(new Uint8Array(16));
   b[0] &= 0x7f; // positive, as RFC 5280 requires
@@ -60,7 +51,7 @@ function randomSerial(): string {
 export async function ensureCa(dataDir: string): Promise<{ pem: string; key: CryptoKey; cert: x509.X509Certificate }> {
   const p = tlsPaths(dataDir);
   try {
-    const [certText, keyText] = [await readIfExists(p.caCert), await readIfExists(p.caKey)];
+    const [certText, keyText] = [await readTextIfExists(p.caCert), await readTextIfExists(p.caKey)];
     if (certText && keyText) {
       const key = await crypto.subtle.importKey("pkcs8", unpem(keyText), ALG, false, ["sign"]);
       return { pem: certText, key, cert: new x509.X509Certificate(certText) };
@@ -117,8 +108,8 @@ export async function ensureServerCert(dataDir: string, hostnames: string[], ips
   const ca = await ensureCa(dataDir);
   const want = serverSans(hostnames, ips);
   try {
-    const current = await readIfExists(p.cert);
-    if (current && await readIfExists(p.key)) {
+    const current = await readTextIfExists(p.cert);
+    if (current && await readTextIfExists(p.key)) {
       const cert = new x509.X509Certificate(current);
       const have = sansOf(cert);
       const covers = want.dns.every((d) => have.dns.includes(d)) && want.ip.every((i) => have.ip.includes(i));
@@ -157,7 +148,7 @@ export async function ensureServerCert(dataDir: string, hostnames: string[], ips
 
 /** DIR's CA certificate (PEM), or undefined when the registry of DIR has no TLS. */
 export async function readCa(dataDir: string): Promise<string | undefined> {
-  return await readIfExists(tlsPaths(dataDir).caCert);
+  return await readTextIfExists(tlsPaths(dataDir).caCert);
 }
 
 /** Checks that text is one PEM certificate; returns it normalised to end with a newline. */
