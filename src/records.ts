@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { atomicWrite } from "./atomic_write.ts";
 import { InputError } from "./errors.ts";
+import { lockDataDir } from "./lock.ts";
 import type { LoadedImage } from "./images.ts";
 
 /** The records file. */
@@ -60,6 +61,16 @@ export async function requireRecords(dataDir: string, action: string): Promise<R
   if (!r) throw new InputError(`Cannot ${action}: ${dataDir} holds no isoload load (run isoload load first)`);
   if (!r.complete) throw new InputError(`Cannot ${action}: the load into ${dataDir} is unfinished (run isoload load again)`);
   return r;
+}
+
+/**
+ * Records of a DIR about to be served: complete, and no load holding DIR now
+ * (it may be rewriting what would be served). Refuses naming the holder.
+ */
+export async function requireServableRecords(dataDir: string): Promise<Records> {
+  const records = await requireRecords(dataDir, `serve ${dataDir}`);
+  (await lockDataDir(join(dataDir, "isoload"), `serve ${dataDir} while a load is running`)).release();
+  return records;
 }
 
 /** Writes the records atomically; same records, same bytes. */

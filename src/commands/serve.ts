@@ -6,8 +6,7 @@ import type { LoadedImage } from "../images.ts";
 import { formatDuration, type Logger } from "../log.ts";
 import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../readiness.ts";
 import { ensureServerCert, readCa } from "../tls.ts";
-import { lockDataDir } from "../lock.ts";
-import { requireRecords } from "../records.ts";
+import { requireServableRecords } from "../records.ts";
 import { parseReference, repositoryOf } from "../reference.ts";
 import { registryEnv, renderRegistryConfig } from "../registry_config.ts";
 import { exportDirImage } from "../dir_export.ts";
@@ -67,10 +66,7 @@ async function ensureImage(dataDir: string, images: LoadedImage[], ref: string, 
 /** Runs the registry until a signal or its death; resolves to the exit code. */
 export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
   const dataDir = resolve(opts.dataDir);
-  await requireRecords(dataDir, `serve ${dataDir}`);
-  // A load under way (it holds DIR's lock) may be rewriting what would be served: refuse, naming it.
-  (await lockDataDir(join(dataDir, "isoload"), `serve ${dataDir} while a load is running`)).release();
-  const records = await requireRecords(dataDir, `serve ${dataDir}`);
+  const records = await requireServableRecords(dataDir);
   const configPath = join(dataDir, "isoload", "registry", "config.yml");
   const inContainer = !!opts.registryImage;
   const tls = opts.tls ? await ensureServerCert(dataDir, opts.tls.hostnames, opts.tls.ips) : undefined;

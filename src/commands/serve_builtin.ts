@@ -5,7 +5,7 @@
  * local copy once it has landed. Readiness, READY=1, TLS and SIGTERM as with
  * an external registry.
  */
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { ArchiveIndex } from "../archive_index.ts";
 import { catalog, readManifests } from "../catalog.ts";
 import { describeError, ExitCode, InputError, IsoloadError, TimeoutError } from "../errors.ts";
@@ -13,11 +13,10 @@ import type { NamingOptions } from "../formats/format.ts";
 import type { LoadedImage } from "../images.ts";
 import { ingest } from "../ingest.ts";
 import { planLayout } from "../layout_plan.ts";
-import { lockDataDir } from "../lock.ts";
 import { formatDuration, type Logger } from "../log.ts";
 import type { ParsedManifest } from "../manifest.ts";
 import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../readiness.ts";
-import { requireRecords } from "../records.ts";
+import { requireServableRecords } from "../records.ts";
 import { type ServedContent, startRegistryServer } from "../registry_server.ts";
 import { RegistryStore } from "../registry_store.ts";
 import { archiveBlobs, firstOf, treeBlobs, viewFromLinks } from "../registry_view.ts";
@@ -38,9 +37,7 @@ function mediaTypesOf(manifests: Map<string, ParsedManifest>): Map<string, strin
 
 /** DIR's tree, as its records and manifests describe it. */
 export async function contentFromDataDir(dataDir: string): Promise<BuiltinContent> {
-  const records = await requireRecords(dataDir, `serve ${dataDir}`);
-  // A load under way may be rewriting what would be served: refuse, naming it.
-  (await lockDataDir(join(dataDir, "isoload"), `serve ${dataDir} while a load is running`)).release();
+  const records = await requireServableRecords(dataDir);
   const store = new RegistryStore(dataDir);
   const manifests = await readManifests(store, records.images.map((i) => i.digest));
   const plan = planLayout(records.images, manifests, () => true, () => 0);

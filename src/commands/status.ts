@@ -6,6 +6,7 @@
 import { join, resolve } from "node:path";
 import { InputError } from "../errors.ts";
 import { formatBytes } from "../log.ts";
+import { lockHolder } from "../lock.ts";
 import { probeAddress } from "../readiness.ts";
 import { readRecords, type Records } from "../records.ts";
 import { readStorageRecords, type StorageRecords } from "../storage_records.ts";
@@ -43,23 +44,6 @@ async function readJson<T>(path: string): Promise<T | undefined> {
     return JSON.parse(await Deno.readTextFile(path)) as T;
   } catch {
     return undefined;
-  }
-}
-
-/** Who holds DIR's lock, if anyone. */
-async function holder(stateDir: string): Promise<string | undefined> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(join(stateDir, "lock"), { read: true, write: true });
-  } catch {
-    return undefined;
-  }
-  try {
-    const free = await Promise.race([file.lock(true).then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 200))]);
-    if (free) return undefined;
-    return (await Deno.readTextFile(join(stateDir, "lock"))).trim() || "another isoload run";
-  } finally {
-    file.close(); // releases the lock if it was granted
   }
 }
 
@@ -115,7 +99,7 @@ export async function status(dir: string): Promise<StatusReport> {
       })),
     };
   }
-  const busy = await holder(join(dataDir, "isoload"));
+  const busy = await lockHolder(join(dataDir, "isoload"));
   if (busy) report.busy = busy;
   return report;
 }
