@@ -1,6 +1,7 @@
 /** Readiness of a registry: `/v2/` answers and every recorded manifest is served by digest. */
 import type { LoadedImage } from "./images.ts";
 import { MANIFEST_ACCEPT } from "./manifest.ts";
+import { runPool } from "./pool.ts";
 
 /** What a probe found. */
 export interface ProbeResult {
@@ -25,33 +26,26 @@ export async function probeRegistry(
   manifests: { repository: string; digest: string }[],
   client?: Deno.HttpClient,
 ): Promise<ProbeResult> {
+  const names = manifests.map((m) => `${m.repository}@${m.digest}`);
   const signal = AbortSignal.timeout(5000);
   try {
     const r = await fetch(`${base}/v2/`, { signal, client });
     await r.body?.cancel();
-    if (r.status !== 200 && r.status !== 401) return { apiUp: false, missing: manifests.map((m) => `${m.repository}@${m.digest}`) };
+    if (r.status !== 200 && r.status !== 401) return { apiUp: false, missing: names };
   } catch {
-    return { apiUp: false, missing: manifests.map((m) => `${m.repository}@${m.digest}`) };
+    return { apiUp: false, missing: names };
   }
-  const missing: string[] = [];
-  const queue = [...manifests];
-  const worker = async () => {
-    for (let m = queue.shift(); m; m = queue.shift()) {
-      try {
-        const r = await fetch(`${base}/v2/${m.repository}/manifests/${m.digest}`, {
-          method: "HEAD",
-          headers: { Accept: MANIFEST_ACCEPT },
-          signal: AbortSignal.timeout(5000),
-          client,
-        });
-        await r.body?.cancel();
-        if (r.status !== 200) missing.push(`${m.repository}@${m.digest}`);
-      } catch {
-        missing.push(`${m.repository}@${m.digest}`);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
+  const served = await runPool(manifests, 8, async (m) => {
+    const r = await fetch(`${base}/v2/${m.repository}/manifests/${m.digest}`, {
+      method: "HEAD",
+      headers: { Accept: MANIFEST_ACCEPT },
+      signal: AbortSignal.timeout(5000),
+      client,
+    });
+    await r.body?.cancel();
+    return r.status === 200;
+  });
+  const missing = names.filter((_, i) => !(served[i].ok && served[i].value));
   return { apiUp: true, missing: missing.sort() };
 }
 

@@ -4,8 +4,6 @@
  * the storage tree is written from), and a way to find each blob's bytes —
  * in DIR's tree, in the archive in place, or the first of the two that has it.
  */
-import { join } from "node:path";
-import { digestHex } from "./digest.ts";
 import type { RegistryStore } from "./registry_store.ts";
 import type { BlobLocation } from "./source.ts";
 
@@ -53,7 +51,7 @@ export interface BlobFinder {
 export function treeBlobs(store: RegistryStore): BlobFinder {
   return {
     async locate(digest) {
-      const file = join(store.v2, "blobs", "sha256", digestHex(digest).slice(0, 2), digestHex(digest), "data");
+      const file = store.blobPath(digest);
       try {
         const st = await Deno.lstat(file);
         return st.isFile ? { file, offset: 0, size: st.size, verified: true } : undefined;
