@@ -42,5 +42,10 @@ export class Bench {
   }
 }
 
+/** The arguments to `deno` that run isoload from this checkout with `rest`, as every benchmark runs it. */
+export function isoloadArgs(...rest: string[]): string[] {
+  return ["run", "--allow-all", "--unstable-net", new URL("../main.ts", import.meta.url).pathname, ...rest];
+}
+
 /** "62 MB". */
 export const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;

@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { startWritableRegistry } from "../tools/registry_process.ts";
 import { buildLargeLayout, tarDirectory, writeLayoutIndex } from "../tools/payload.ts";
-import { Bench, mb, type Measure } from "./_measure.ts";
+import { Bench, isoloadArgs, mb, type Measure } from "./_measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -44,18 +44,14 @@ results.push([
 ]);
 {
   const data = join(work, "isoload-data");
-  const loadArgs = [
-    "run",
-    "--allow-all",
-    "--unstable-net",
-    join(root, "main.ts"),
+  const loadArgs = isoloadArgs(
     "load",
     archive,
     "--data-dir",
     data,
     "--no-registries-conf",
     "--quiet",
-  ];
+  );
   results.push(["isoload load", await bench.median(async () => (await fresh("isoload-data"), loadArgs), Deno.execPath())]);
   results.push([
     "isoload load (re-run, complete DIR)",

@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { buildLargeLayout, tarDirectory } from "../tools/payload.ts";
 import { mirrorRepositoryFor } from "../src/reference.ts";
-import { Bench } from "./_measure.ts";
+import { Bench, isoloadArgs } from "./_measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -27,7 +27,7 @@ const clients = Number(args.values.clients);
 const root = new URL("..", import.meta.url).pathname;
 const work = args.values.out ?? await Deno.makeTempDir({ prefix: "isoload-servebench-" });
 const bench = new Bench(work, 1);
-const isoload = [Deno.execPath(), "run", "--allow-all", "--unstable-net", join(root, "main.ts")];
+const isoload = [Deno.execPath(), ...isoloadArgs()];
 
 console.log(`bench: generating ${images} images × ${layerBytes / 1e6} MB in ${work}`);
 const fixture = await buildLargeLayout(join(work, "layout"), images, layerBytes);

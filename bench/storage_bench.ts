@@ -10,7 +10,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { buildLargeLayout, tarDirectory } from "../tools/payload.ts";
-import { Bench, mb, type Measure } from "./_measure.ts";
+import { Bench, isoloadArgs, mb, type Measure } from "./_measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -46,13 +46,9 @@ async function freshStore(): Promise<Record<string, string>> {
 }
 
 const results: [string, Measure][] = [];
-const isoloadArgs = async (jobs: number) => {
+const storageLoadArgs = async (jobs: number) => {
   const env = await freshStore();
-  return [
-    "run",
-    "--allow-all",
-    "--unstable-net",
-    join(root, "main.ts"),
+  return isoloadArgs(
     "load",
     archive,
     "--mode",
@@ -66,7 +62,7 @@ const isoloadArgs = async (jobs: number) => {
     "--jobs",
     String(jobs),
     "--quiet",
-  ];
+  );
 };
 {
   // The baseline: what a shell script on host0 would do with an extracted layout.
@@ -91,25 +87,23 @@ const isoloadArgs = async (jobs: number) => {
 results.push([
   "isoload read + verify only (registry-mode load, no copies)",
   await bench.median(
-    async () => [
-      "run",
-      "--allow-all",
-      join(root, "main.ts"),
-      "load",
-      archive,
-      "--data-dir",
-      await bench.fresh("read-only"),
-      "--no-registries-conf",
-      "--quiet",
-    ],
+    async () =>
+      isoloadArgs(
+        "load",
+        archive,
+        "--data-dir",
+        await bench.fresh("read-only"),
+        "--no-registries-conf",
+        "--quiet",
+      ),
     Deno.execPath(),
   ),
 ]);
-results.push(["isoload load --mode storage --jobs 1", await bench.median(() => isoloadArgs(1), Deno.execPath())]);
-results.push([`isoload load --mode storage --jobs ${cpus}`, await bench.median(() => isoloadArgs(cpus), Deno.execPath())]);
+results.push(["isoload load --mode storage --jobs 1", await bench.median(() => storageLoadArgs(1), Deno.execPath())]);
+results.push([`isoload load --mode storage --jobs ${cpus}`, await bench.median(() => storageLoadArgs(cpus), Deno.execPath())]);
 {
   // A re-run over the store the last run filled: the records say complete, the store is checked, the archive is not read.
-  const last = await isoloadArgs(cpus);
+  const last = await storageLoadArgs(cpus);
   await bench.timed(Deno.execPath(), last);
   results.push(["isoload re-run (all present)", await bench.timed(Deno.execPath(), last)]);
 }
