@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { mirrorRepositoryFor } from "../src/reference.ts";
 import { buildLargeLayout, type Fixture, tarDirectory } from "../tools/payload.ts";
+import { waitForV2 } from "../tools/registry_process.ts";
 import {
   containersEnv,
   fileDigest,
@@ -332,14 +333,7 @@ Deno.test("load --serve: pulls during the load match; a load that stops leaves s
     await first.output();
 
     const run = spawnIsoload(args);
-    let ready = false;
-    for (let t = 0; t < 300 && !ready; t++) {
-      try {
-        ready = (await fetch(`http://127.0.0.1:${port}/v2/`)).ok;
-      } catch { /* not yet */ }
-      if (!ready) await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.ok(ready, "served from the archive at once");
+    await waitForV2(`127.0.0.1:${port}`, 6000); // served from the archive at once
     await pullAll(undefined, layout, dir, port); // during (most of) the load
     run.child.kill("SIGTERM");
     const out = await run.output();
@@ -361,11 +355,7 @@ Deno.test("load --serve: pulls during the load match; a load that stops leaves s
         "--listen",
         `127.0.0.1:${port3}`,
       ]);
-      let up = false;
-      for (let t = 0; t < 300 && !up; t++) {
-        up = await fetch(`http://127.0.0.1:${port3}/v2/`).then((r) => r.ok, () => false);
-        if (!up) await new Promise((r) => setTimeout(r, 20));
-      }
+      await waitForV2(`127.0.0.1:${port3}`, 6000);
       await pullAll(undefined, layout, dir, port3);
       s3.child.kill("SIGTERM");
       const o3 = await s3.output();

@@ -11,6 +11,16 @@ async function shim(dir: string): Promise<string> {
   return path;
 }
 
+/** The sample loaded into DIR/data and its image list exported as host0 would (DIR/images.json); returns the list's path. */
+async function exportedList(dir: string): Promise<string> {
+  const { tar } = await sampleFixture();
+  const data = join(dir, "data");
+  assert.equal((await isoload(["load", tar, "--data-dir", data, "--no-registries-conf", "--quiet"])).code, 0);
+  const list = join(dir, "images.json");
+  await Deno.writeTextFile(list, (await isoload(["inspect", "--json", data])).stdout);
+  return list;
+}
+
 async function verify(files: string[]): Promise<void> {
   const out = await new Deno.Command("systemd-analyze", { args: ["verify", "--man=no", ...files], stdout: "piped", stderr: "piped" })
     .output();
@@ -20,13 +30,9 @@ async function verify(files: string[]): Promise<void> {
 }
 
 Deno.test("units: host0 (registry and storage) and node units pass systemd-analyze verify, ordered before the pullers", async () => {
-  const { tar } = await sampleFixture();
   await withTempDir("units", async (dir) => {
     const bin = await shim(dir);
-    const data = join(dir, "data");
-    assert.equal((await isoload(["load", tar, "--data-dir", data, "--no-registries-conf", "--quiet"])).code, 0);
-    const list = join(dir, "images.json");
-    await Deno.writeTextFile(list, (await isoload(["inspect", "--json", data])).stdout);
+    const list = await exportedList(dir);
     const cases: [string, string[], string[]][] = [
       ["h0", ["--role", "host0", "--mirror", "10.1.2.3:22625", "--tls", "--ip", "10.1.2.3"], [
         "isoload-load.service",
@@ -74,12 +80,8 @@ Deno.test("units: host0 (registry and storage) and node units pass systemd-analy
 });
 
 Deno.test("units --format ignition: one Ignition 3 config with the units enabled and the node's image list", async () => {
-  const { tar } = await sampleFixture();
   await withTempDir("ign", async (dir) => {
-    const data = join(dir, "data");
-    assert.equal((await isoload(["load", tar, "--data-dir", data, "--no-registries-conf", "--quiet"])).code, 0);
-    const list = join(dir, "images.json");
-    await Deno.writeTextFile(list, (await isoload(["inspect", "--json", data])).stdout);
+    const list = await exportedList(dir);
     const node = await isoload([
       "units",
       "--role",
