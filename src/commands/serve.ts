@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { atomicWrite } from "../atomic_write.ts";
 import { EnvironmentError, ExitCode, TimeoutError } from "../errors.ts";
 import type { LoadedImage } from "../images.ts";
+import { watchInterrupts } from "../interrupt.ts";
 import { formatDuration, type Logger } from "../log.ts";
 import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../readiness.ts";
 import { ensureServerCert, readCa } from "../tls.ts";
@@ -141,10 +142,8 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
       } catch { /* gone */ }
     }, 15_000).unref?.();
   };
-  const onTerm = () => stop("SIGTERM");
-  const onInt = () => stop("SIGINT");
-  Deno.addSignalListener("SIGTERM", onTerm);
-  Deno.addSignalListener("SIGINT", onInt);
+  const interrupts = watchInterrupts();
+  interrupts.signal.addEventListener("abort", () => stop(interrupts.signal.reason as Deno.Signal), { once: true });
   let exited = false;
   const status = child.status.then((s) => {
     exited = true;
@@ -179,8 +178,7 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
     if (stopping) return ExitCode.ok;
     throw new EnvironmentError(`Cannot serve ${dataDir}: the registry exited with ${s.signal ? `signal ${s.signal}` : `code ${s.code}`}`);
   } finally {
-    Deno.removeSignalListener("SIGTERM", onTerm);
-    Deno.removeSignalListener("SIGINT", onInt);
+    interrupts.dispose();
     client?.close();
     if (!exited) {
       try {

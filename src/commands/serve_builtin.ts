@@ -12,6 +12,7 @@ import { describeError, ExitCode, InputError, IsoloadError, TimeoutError } from 
 import type { NamingOptions } from "../formats/format.ts";
 import type { LoadedImage } from "../images.ts";
 import { ingest } from "../ingest.ts";
+import { watchInterrupts } from "../interrupt.ts";
 import { planLayout } from "../layout_plan.ts";
 import { formatDuration, type Logger } from "../log.ts";
 import type { ParsedManifest } from "../manifest.ts";
@@ -118,12 +119,10 @@ export async function builtinTls(
 /** Serves until SIGTERM or SIGINT; resolves to the exit code. */
 export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions, log: Logger): Promise<number> {
   const tls = opts.tls ? { cert: await Deno.readTextFile(opts.tls.cert), key: await Deno.readTextFile(opts.tls.key) } : undefined;
-  let stopSignal: (sig: string) => void = () => {};
-  const stopped = new Promise<string>((r) => (stopSignal = r));
-  const onTerm = () => stopSignal("SIGTERM");
-  const onInt = () => stopSignal("SIGINT");
-  Deno.addSignalListener("SIGTERM", onTerm);
-  Deno.addSignalListener("SIGINT", onInt);
+  const interrupts = watchInterrupts();
+  const stopped = new Promise<string>((r) =>
+    interrupts.signal.addEventListener("abort", () => r(String(interrupts.signal.reason)), { once: true })
+  );
   let server;
   try {
     server = startRegistryServer(built.content, opts.listen, {
@@ -132,8 +131,7 @@ export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions,
       warn: (m) => log.warn(m),
     });
   } catch (e) {
-    Deno.removeSignalListener("SIGTERM", onTerm);
-    Deno.removeSignalListener("SIGINT", onInt);
+    interrupts.dispose();
     throw new InputError(`Cannot listen on ${opts.listen}: ${(e as Error).message}`, { cause: e });
   }
   const ca = opts.tls ? await Deno.readTextFile(opts.tls.caCert) : undefined;
@@ -174,8 +172,7 @@ export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions,
     await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 10_000))]);
     return code;
   } finally {
-    Deno.removeSignalListener("SIGTERM", onTerm);
-    Deno.removeSignalListener("SIGINT", onInt);
+    interrupts.dispose();
     client?.close();
     // Whatever is still open after the grace period is cut.
     await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 100))]).catch(() => {});
