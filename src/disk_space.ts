@@ -46,12 +46,15 @@ const SLACK = 16 << 20;
 
 /**
  * Refuses before any write when the filesystem of `dir` cannot hold what a
- * source needs: its size, less the blob bytes already there (a re-run), plus slack.
+ * source needs: its size, less the blob bytes already under `blobsDir` (a
+ * re-run), plus slack. The blobs are only counted when the free space does
+ * not cover the whole source anyway, so a roomy disk costs no directory walk.
  */
-export async function checkSpaceFor(action: string, dir: string, sourceBytes: number, presentBytes: number): Promise<void> {
-  const need = Math.max(0, sourceBytes - presentBytes) + SLACK;
+export async function checkSpaceFor(action: string, dir: string, sourceBytes: number, blobsDir: string): Promise<void> {
   const free = await freeBytes(dir);
-  if (free !== undefined && free < need) {
+  if (free === undefined || free >= sourceBytes + SLACK) return;
+  const need = Math.max(0, sourceBytes - await bytesUnder(blobsDir)) + SLACK;
+  if (free < need) {
     throw new EnvironmentError(
       `Cannot ${action}: it needs about ${formatBytes(need)} and the filesystem of ${dir} has ${formatBytes(free)} free ` +
         "(free some space or give a --data-dir on a larger filesystem)",

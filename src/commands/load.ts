@@ -1,6 +1,6 @@
 /** `isoload load`: the archive, streamed once into a registry storage tree, plus registries.conf. */
 import { join, resolve } from "node:path";
-import { bytesUnder, checkSpaceFor } from "../disk_space.ts";
+import { checkSpaceFor } from "../disk_space.ts";
 import { syncFilesystem } from "../atomic_write.ts";
 import { caPathFor, installCa } from "../ca_install.ts";
 import { ensureCa } from "../tls.ts";
@@ -65,7 +65,7 @@ export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> 
     };
     store.beforeWrite = markIncomplete;
 
-    await checkSpaceFor(`load ${source.path} into ${dataDir}`, dataDir, source.size, await bytesUnder(join(store.v2, "blobs")));
+    await checkSpaceFor(`load ${source.path} into ${dataDir}`, dataDir, source.size, join(store.v2, "blobs"));
     log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into ${dataDir}`);
     const progress = byteProgress(log, "load", source.size);
     const pass = await ingest(source, store, {

@@ -10,7 +10,7 @@
  */
 import { join, resolve } from "node:path";
 import { catalog } from "../catalog.ts";
-import { bytesUnder, checkSpaceFor } from "../disk_space.ts";
+import { checkSpaceFor } from "../disk_space.ts";
 import { ContainersStorage, writeDirPolicy } from "../containers_storage.ts";
 import { ConfigError, describeError, EnvironmentError, InputError, wrapFsError } from "../errors.ts";
 import type { NamingOptions } from "../formats/format.ts";
@@ -134,7 +134,7 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
     }
 
     const scratch = new RegistryStore(join(dataDir, "scratch"), stateDir);
-    await checkSpaceFor(`load ${source.path} via ${scratch.root}`, dataDir, source.size, await bytesUnder(join(scratch.v2, "blobs")));
+    await checkSpaceFor(`load ${source.path} via ${scratch.root}`, dataDir, source.size, join(scratch.v2, "blobs"));
     await scratch.clearTemp();
     records = withLoad(records, { source: identity, complete: false, images: prev?.images ?? [], failures: [] });
     await writeStorageRecords(dataDir, records);
