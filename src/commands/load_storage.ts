@@ -97,9 +97,9 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
   const stateDir = join(dataDir, "isoload");
   await preflight(opts);
   const source = await openSource(opts.source);
-  const lock = await lockDataDir(stateDir, `load ${opts.source} into containers-storage`);
-  const interrupts = watchInterrupts();
   const doing = `load ${opts.source} into containers-storage`;
+  const lock = await lockDataDir(stateDir, doing);
+  const interrupts = watchInterrupts();
   try {
     const identity: SourceIdentity = {
       path: resolve(source.path),
