@@ -9,7 +9,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { buildLargeLayout, tarDirectory } from "../tools/payload.ts";
-import { mirrorRepositoryFor } from "../src/reference.ts";
+import { mirrorRepositoryFor } from "../src/image/reference.ts";
 import { Bench, isoloadArgs } from "./_measure.ts";
 
 const args = parseArgs({

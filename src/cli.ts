@@ -14,14 +14,14 @@ import { waitForRegistry } from "./commands/wait.ts";
 import { writeUnits } from "./commands/units.ts";
 import { renderStatus, status } from "./commands/status.ts";
 import { verifyDataDir } from "./commands/verify.ts";
-import { DEFAULT_BEFORE } from "./units.ts";
-import { DEFAULT_CERTS_DIR } from "./ca_install.ts";
-import { describeError, ExitCode, InputError, IsoloadError, UsageError } from "./errors.ts";
+import { DEFAULT_BEFORE } from "./host/units.ts";
+import { DEFAULT_CERTS_DIR } from "./host/ca_install.ts";
+import { describeError, ExitCode, InputError, IsoloadError, UsageError } from "./util/errors.ts";
 import { builtinTls, contentFromDataDir, contentInPlace, runBuiltin } from "./commands/serve_builtin.ts";
-import { type Expected, expectedFromDataDir, expectedFromFile } from "./expect.ts";
-import { DEFAULT_REGISTRIES_CONF } from "./registries_conf_file.ts";
-import { consoleLogger, type Logger } from "./log.ts";
-import { isRepositoryPath, looksLikeDomain } from "./reference.ts";
+import { type Expected, expectedFromDataDir, expectedFromFile } from "./host/expect.ts";
+import { DEFAULT_REGISTRIES_CONF } from "./host/registries_conf_file.ts";
+import { consoleLogger, type Logger } from "./util/log.ts";
+import { isRepositoryPath, looksLikeDomain } from "./image/reference.ts";
 
 /** One option of a command, for parsing and for help. */
 interface OptionSpec {

@@ -1,7 +1,7 @@
 /** Test helpers: temp dirs, running isoload as a real process, the real tools. */
 import { join } from "node:path";
 import assert from "node:assert/strict";
-import { mirrorRepositoryFor } from "../src/reference.ts";
+import { mirrorRepositoryFor } from "../src/image/reference.ts";
 import { buildSampleLayout, type Fixture, tarDirectory } from "../tools/payload.ts";
 import { layoutEntries, makeTar, type RawEntry } from "./_tar.ts";
 

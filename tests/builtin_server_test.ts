@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { mirrorRepositoryFor } from "../src/reference.ts";
+import { mirrorRepositoryFor } from "../src/image/reference.ts";
 import { buildLargeLayout, type Fixture, tarDirectory } from "../tools/payload.ts";
 import { waitForV2 } from "../tools/registry_process.ts";
 import {

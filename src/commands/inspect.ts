@@ -1,14 +1,14 @@
 /** `isoload inspect`: what a source holds, without writing anything. */
 import { join } from "node:path";
-import { catalog } from "../catalog.ts";
-import { requireRecords } from "../records.ts";
-import { readCa } from "../tls.ts";
-import type { NamingOptions } from "../formats/format.ts";
-import type { LoadedImage } from "../images.ts";
-import { type BlobSink, ingest } from "../ingest.ts";
-import { formatBytes } from "../log.ts";
-import { MAX_MANIFEST_BYTES } from "../manifest.ts";
-import { openSource } from "../source.ts";
+import { catalog } from "../image/catalog.ts";
+import { requireRecords } from "../store/records.ts";
+import { readCa } from "../server/tls.ts";
+import type { NamingOptions } from "../archive/format.ts";
+import type { LoadedImage } from "../image/loaded_image.ts";
+import { type BlobSink, ingest } from "../archive/ingest.ts";
+import { formatBytes } from "../util/log.ts";
+import { MAX_MANIFEST_BYTES } from "../image/manifest.ts";
+import { openSource } from "../archive/source.ts";
 
 /** The report `inspect` prints (and `--json` emits as is). */
 export interface InspectReport {

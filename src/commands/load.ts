@@ -1,22 +1,22 @@
 /** `isoload load`: the archive, streamed once into a registry storage tree, plus registries.conf. */
 import { join, resolve } from "node:path";
-import { checkSpaceFor } from "../disk_space.ts";
-import { syncFilesystem } from "../atomic_write.ts";
-import { caPathFor, installCa } from "../ca_install.ts";
-import { ensureCa } from "../tls.ts";
-import { catalog } from "../catalog.ts";
-import { InputError } from "../errors.ts";
-import type { NamingOptions } from "../formats/format.ts";
-import { mergeImages } from "../images.ts";
-import { ingest } from "../ingest.ts";
-import { watchInterrupts } from "../interrupt.ts";
-import { lockDataDir } from "../lock.ts";
-import { byteProgress, formatBytes, formatDuration, type Logger } from "../log.ts";
-import { readRecords, type Records, writeRecords } from "../records.ts";
-import { mirrorTargets } from "../registries_conf.ts";
-import { planRegistriesConf, readHostConf, writeRegistriesConf } from "../registries_conf_file.ts";
-import { RegistryStore } from "../registry_store.ts";
-import { openSource } from "../source.ts";
+import { checkSpaceFor } from "../util/disk_space.ts";
+import { syncFilesystem } from "../util/atomic_write.ts";
+import { caPathFor, installCa } from "../host/ca_install.ts";
+import { ensureCa } from "../server/tls.ts";
+import { catalog } from "../image/catalog.ts";
+import { InputError } from "../util/errors.ts";
+import type { NamingOptions } from "../archive/format.ts";
+import { mergeImages } from "../image/loaded_image.ts";
+import { ingest } from "../archive/ingest.ts";
+import { watchInterrupts } from "../util/interrupt.ts";
+import { lockDataDir } from "../store/lock.ts";
+import { byteProgress, formatBytes, formatDuration, type Logger } from "../util/log.ts";
+import { readRecords, type Records, writeRecords } from "../store/records.ts";
+import { mirrorTargets } from "../host/registries_conf.ts";
+import { planRegistriesConf, readHostConf, writeRegistriesConf } from "../host/registries_conf_file.ts";
+import { RegistryStore } from "../store/storage_tree.ts";
+import { openSource } from "../archive/source.ts";
 
 /** Options of `isoload load`. */
 export interface LoadOptions {

@@ -9,21 +9,21 @@
  * afterwards unless kept.
  */
 import { join, resolve } from "node:path";
-import { catalog } from "../catalog.ts";
-import { checkSpaceFor } from "../disk_space.ts";
-import { ContainersStorage, writeDirPolicy } from "../containers_storage.ts";
-import { ConfigError, describeError, EnvironmentError, InputError, wrapFsError } from "../errors.ts";
-import type { NamingOptions } from "../formats/format.ts";
-import { ingest } from "../ingest.ts";
-import { checkInterrupt, watchInterrupts } from "../interrupt.ts";
-import { lockDataDir } from "../lock.ts";
-import { byteProgress, formatBytes, formatDuration, type Logger } from "../log.ts";
-import { exportDirImage } from "../dir_export.ts";
-import { assertPinFileOwned, writePinnedImages } from "../pinned_images.ts";
-import { runPool } from "../pool.ts";
-import { RegistryStore } from "../registry_store.ts";
-import { openSource } from "../source.ts";
-import { hostPlatform, planStorage, type StorageFailure } from "../storage_plan.ts";
+import { catalog } from "../image/catalog.ts";
+import { checkSpaceFor } from "../util/disk_space.ts";
+import { ContainersStorage, writeDirPolicy } from "../storage_mode/containers_storage.ts";
+import { ConfigError, describeError, EnvironmentError, InputError, wrapFsError } from "../util/errors.ts";
+import type { NamingOptions } from "../archive/format.ts";
+import { ingest } from "../archive/ingest.ts";
+import { checkInterrupt, watchInterrupts } from "../util/interrupt.ts";
+import { lockDataDir } from "../store/lock.ts";
+import { byteProgress, formatBytes, formatDuration, type Logger } from "../util/log.ts";
+import { exportDirImage } from "../storage_mode/dir_export.ts";
+import { assertPinFileOwned, writePinnedImages } from "../storage_mode/pinned_images.ts";
+import { runPool } from "../util/pool.ts";
+import { RegistryStore } from "../store/storage_tree.ts";
+import { openSource } from "../archive/source.ts";
+import { hostPlatform, planStorage, type StorageFailure } from "../storage_mode/storage_plan.ts";
 import {
   readStorageRecords,
   sameSource,
@@ -32,7 +32,7 @@ import {
   type StoredImage,
   withLoad,
   writeStorageRecords,
-} from "../storage_records.ts";
+} from "../storage_mode/storage_records.ts";
 
 /** The CRI-O drop-in written unless `--pin none`. */
 export const DEFAULT_PIN_FILE = "/etc/crio/crio.conf.d/50-isoload-pinned-images.conf";

@@ -1,9 +1,9 @@
 /** `isoload mirror-config`: the cluster's mirror set for DIR's images. */
 import { resolve } from "node:path";
-import { InputError } from "../errors.ts";
-import { type MirrorSetKind, renderMirrorSet, renderTrustedCa } from "../mirror_sets.ts";
-import { requireRecords } from "../records.ts";
-import { readCa } from "../tls.ts";
+import { InputError } from "../util/errors.ts";
+import { type MirrorSetKind, renderMirrorSet, renderTrustedCa } from "../host/mirror_sets.ts";
+import { requireRecords } from "../store/records.ts";
+import { readCa } from "../server/tls.ts";
 
 /** Renders the mirror-set YAML for a loaded data directory. */
 export async function mirrorConfig(dataDir: string, mirror: string, kind: MirrorSetKind | "trusted-ca"): Promise<string> {

@@ -3,11 +3,11 @@
  * pointing the images' source names at host0's registry, with the registry's
  * CA installed where containers/image looks for it when it serves TLS.
  */
-import { caPathFor, installCa, installedCa } from "../ca_install.ts";
-import type { Expected } from "../expect.ts";
-import type { Logger } from "../log.ts";
-import { mirrorTargets } from "../registries_conf.ts";
-import { planRegistriesConf, readHostConf, writeRegistriesConf } from "../registries_conf_file.ts";
+import { caPathFor, installCa, installedCa } from "../host/ca_install.ts";
+import type { Expected } from "../host/expect.ts";
+import type { Logger } from "../util/log.ts";
+import { mirrorTargets } from "../host/registries_conf.ts";
+import { planRegistriesConf, readHostConf, writeRegistriesConf } from "../host/registries_conf_file.ts";
 
 /** Options of `isoload registries-conf`. */
 export interface RegistriesConfOptions {

@@ -1,20 +1,20 @@
 /** `isoload serve`: a read-only registry over DIR, in the foreground, with readiness. */
 import { join, resolve } from "node:path";
-import { atomicWrite } from "../atomic_write.ts";
-import { EnvironmentError, ExitCode, TimeoutError } from "../errors.ts";
-import type { LoadedImage } from "../images.ts";
-import { watchInterrupts } from "../interrupt.ts";
-import { formatDuration, type Logger } from "../log.ts";
-import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../readiness.ts";
-import { ensureServerCert, readCa } from "../tls.ts";
-import { requireServableRecords } from "../records.ts";
-import { parseReference, repositoryOf } from "../reference.ts";
-import { registryEnv, renderRegistryConfig } from "../registry_config.ts";
-import { exportDirImage } from "../dir_export.ts";
-import { ContainersStorage, writeDirPolicy } from "../containers_storage.ts";
-import { RegistryStore } from "../registry_store.ts";
-import { sdNotify } from "../sd_notify.ts";
-import { runTool } from "../tools.ts";
+import { atomicWrite } from "../util/atomic_write.ts";
+import { EnvironmentError, ExitCode, TimeoutError } from "../util/errors.ts";
+import type { LoadedImage } from "../image/loaded_image.ts";
+import { watchInterrupts } from "../util/interrupt.ts";
+import { formatDuration, type Logger } from "../util/log.ts";
+import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../server/readiness.ts";
+import { ensureServerCert, readCa } from "../server/tls.ts";
+import { requireServableRecords } from "../store/records.ts";
+import { parseReference, repositoryOf } from "../image/reference.ts";
+import { registryEnv, renderRegistryConfig } from "../server/distribution_config.ts";
+import { exportDirImage } from "../storage_mode/dir_export.ts";
+import { ContainersStorage, writeDirPolicy } from "../storage_mode/containers_storage.ts";
+import { RegistryStore } from "../store/storage_tree.ts";
+import { sdNotify } from "../server/sd_notify.ts";
+import { runTool } from "../util/tools.ts";
 
 /** Options of `isoload serve`. */
 export interface ServeOptions {

@@ -6,24 +6,24 @@
  * an external registry.
  */
 import { resolve } from "node:path";
-import { ArchiveIndex } from "../archive_index.ts";
-import { catalog, readManifests } from "../catalog.ts";
-import { describeError, ExitCode, InputError, IsoloadError, TimeoutError } from "../errors.ts";
-import type { NamingOptions } from "../formats/format.ts";
-import type { LoadedImage } from "../images.ts";
-import { ingest } from "../ingest.ts";
-import { watchInterrupts } from "../interrupt.ts";
-import { planLayout } from "../layout_plan.ts";
-import { formatDuration, type Logger } from "../log.ts";
-import type { ParsedManifest } from "../manifest.ts";
-import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../readiness.ts";
-import { requireServableRecords } from "../records.ts";
-import { type ServedContent, startRegistryServer } from "../registry_server.ts";
-import { RegistryStore } from "../registry_store.ts";
-import { archiveBlobs, firstOf, treeBlobs, viewFromLinks } from "../registry_view.ts";
-import { sdNotify } from "../sd_notify.ts";
-import { openSource } from "../source.ts";
-import { ensureServerCert, type TlsPaths } from "../tls.ts";
+import { ArchiveIndex } from "../archive/archive_index.ts";
+import { catalog, readManifests } from "../image/catalog.ts";
+import { describeError, ExitCode, InputError, IsoloadError, TimeoutError } from "../util/errors.ts";
+import type { NamingOptions } from "../archive/format.ts";
+import type { LoadedImage } from "../image/loaded_image.ts";
+import { ingest } from "../archive/ingest.ts";
+import { watchInterrupts } from "../util/interrupt.ts";
+import { planLayout } from "../store/layout_plan.ts";
+import { formatDuration, type Logger } from "../util/log.ts";
+import type { ParsedManifest } from "../image/manifest.ts";
+import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../server/readiness.ts";
+import { requireServableRecords } from "../store/records.ts";
+import { type ServedContent, startRegistryServer } from "../server/server.ts";
+import { RegistryStore } from "../store/storage_tree.ts";
+import { archiveBlobs, firstOf, treeBlobs, viewFromLinks } from "../server/content.ts";
+import { sdNotify } from "../server/sd_notify.ts";
+import { openSource } from "../archive/source.ts";
+import { ensureServerCert, type TlsPaths } from "../server/tls.ts";
 
 /** What the built-in server is to serve, and what it was built from (for the ready line). */
 export interface BuiltinContent {

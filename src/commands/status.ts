@@ -4,13 +4,13 @@
  * registry answers and where, and which files outside DIR isoload wrote.
  */
 import { join, resolve } from "node:path";
-import { InputError } from "../errors.ts";
-import { formatBytes } from "../log.ts";
-import { lockHolder } from "../lock.ts";
-import { probeAddress } from "../readiness.ts";
-import { readRecords, type Records } from "../records.ts";
-import { readStorageRecords, type StorageRecords } from "../storage_records.ts";
-import { readCa } from "../tls.ts";
+import { InputError } from "../util/errors.ts";
+import { formatBytes } from "../util/log.ts";
+import { lockHolder } from "../store/lock.ts";
+import { probeAddress } from "../server/readiness.ts";
+import { readRecords, type Records } from "../store/records.ts";
+import { readStorageRecords, type StorageRecords } from "../storage_mode/storage_records.ts";
+import { readCa } from "../server/tls.ts";
 import type { VerifyReport } from "./verify.ts";
 import { verifyReportPath } from "./verify.ts";
 

@@ -1,8 +1,8 @@
 /** `isoload units`: the boot units (or an Ignition fragment) for host0 or another node, written into a directory. */
 import { basename, join } from "node:path";
-import { atomicWrite } from "../atomic_write.ts";
-import type { Logger } from "../log.ts";
-import { renderIgnition, renderUnits, type UnitsOptions } from "../units.ts";
+import { atomicWrite } from "../util/atomic_write.ts";
+import type { Logger } from "../util/log.ts";
+import { renderIgnition, renderUnits, type UnitsOptions } from "../host/units.ts";
 
 /** Writes the units (`files`) or one `isoload.ign` (`ignition`) into `out`; returns the paths written. */
 export async function writeUnits(opts: UnitsOptions, out: string, format: "files" | "ignition", log: Logger): Promise<string[]> {

@@ -4,17 +4,17 @@
  * is reported; the result is kept in `DIR/isoload/verify.json` for `status`.
  */
 import { join, relative, resolve } from "node:path";
-import { atomicWrite } from "../atomic_write.ts";
-import { readManifests } from "../catalog.ts";
-import { digestHex, isDigest, newHasher } from "../digest.ts";
-import { InputError } from "../errors.ts";
-import { filesUnder } from "../disk_space.ts";
-import { checkInterrupt, watchInterrupts } from "../interrupt.ts";
-import { planLayout } from "../layout_plan.ts";
-import { lockDataDir } from "../lock.ts";
-import { byteProgress, formatBytes, formatDuration, type Logger } from "../log.ts";
-import { readRecords } from "../records.ts";
-import { RegistryStore } from "../registry_store.ts";
+import { atomicWrite } from "../util/atomic_write.ts";
+import { readManifests } from "../image/catalog.ts";
+import { digestHex, isDigest, newHasher } from "../image/digest.ts";
+import { InputError } from "../util/errors.ts";
+import { filesUnder } from "../util/disk_space.ts";
+import { checkInterrupt, watchInterrupts } from "../util/interrupt.ts";
+import { planLayout } from "../store/layout_plan.ts";
+import { lockDataDir } from "../store/lock.ts";
+import { byteProgress, formatBytes, formatDuration, type Logger } from "../util/log.ts";
+import { readRecords } from "../store/records.ts";
+import { RegistryStore } from "../store/storage_tree.ts";
 
 /** One thing wrong, at a path under DIR. */
 export interface Problem {

@@ -1,9 +1,9 @@
 /** `isoload wait`: until host0's registry serves every expected manifest, or a timeout. */
-import { installedCa } from "../ca_install.ts";
-import { TimeoutError } from "../errors.ts";
-import type { Expected } from "../expect.ts";
-import { formatDuration, type Logger } from "../log.ts";
-import { describeProbe, expectedManifests, waitUntilServed } from "../readiness.ts";
+import { installedCa } from "../host/ca_install.ts";
+import { TimeoutError } from "../util/errors.ts";
+import type { Expected } from "../host/expect.ts";
+import { formatDuration, type Logger } from "../util/log.ts";
+import { describeProbe, expectedManifests, waitUntilServed } from "../server/readiness.ts";
 
 /** Options of `isoload wait`. */
 export interface WaitOptions {

@@ -1,0 +1,163 @@
+/**
+ * The one streaming pass: every entry of the source is classified by its
+ * format; blobs are verified and put in place (or skipped when already there),
+ * metadata is kept in memory for naming the images afterwards.
+ */
+import { newHasher } from "../image/digest.ts";
+import { InputError } from "../util/errors.ts";
+import type { ArchiveFormat } from "./format.ts";
+import { MAX_META_BYTES } from "./format.ts";
+import { looksLikeOciLayout, ociLayout } from "./oci_layout.ts";
+import { looksLikeOcMirror, looksLikeOcMirrorV1, ocMirror } from "./oc_mirror.ts";
+import { checkInterrupt } from "../util/interrupt.ts";
+import { CorruptBlobError } from "../store/storage_tree.ts";
+import type { BlobLocation, Source, SourceEntry } from "./source.ts";
+
+/** What the pass saw and did. */
+export interface IngestResult {
+  format: ArchiveFormat;
+  meta: Map<string, Uint8Array>;
+  /** Blob digests the source carried, with sizes. */
+  blobs: Map<string, number>;
+  written: { blobs: number; bytes: number };
+  skipped: { blobs: number; bytes: number };
+  /** Blobs left out because their bytes did not verify (only with `keepGoing`), with the reason. */
+  corrupt: Map<string, string>;
+}
+
+/** How a pass treats a blob that does not verify. */
+export interface IngestOptions {
+  progress?: IngestProgress;
+  /**
+   * Leave a corrupt blob out and go on (storage mode: the images that need it fail, the others load).
+   * Without it the first corrupt blob stops the pass.
+   */
+  keepGoing?: boolean;
+  /** Stops the pass (InterruptedError) at the next chunk once aborted. */
+  signal?: AbortSignal;
+  /** What the pass is part of, for the interruption message. */
+  doing?: string;
+}
+
+/** The chunks of an entry, checking for an interrupt before each. */
+async function* interruptible(chunks: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined, doing: string) {
+  for await (const c of chunks) {
+    checkInterrupt(signal, doing);
+    yield c;
+  }
+}
+
+/** Where verified blobs go; RegistryStore is one, inspect keeps manifests in memory. */
+export interface BlobSink {
+  /** Size of a blob already in place, or undefined. */
+  blobSize(digest: string): Promise<number | undefined>;
+  /** Takes a blob's bytes (it may leave them unread: the reader then skips them); `where` says where they lie in the source. */
+  putBlob(digest: string, size: number, chunks: AsyncIterable<Uint8Array>, label: string, where: BlobLocation): Promise<void>;
+}
+
+/** Progress callback: bytes of the source consumed so far, and the entry at hand. */
+export type IngestProgress = (position: number, entry: string) => void;
+
+/** Decides the format from the first path that is characteristic of one. */
+export function detectFormat(path: string): ArchiveFormat | undefined {
+  if (looksLikeOcMirrorV1(path)) {
+    throw new InputError(
+      "Cannot read source: it is an oc-mirror v1 archive (v2/, publish/); isoload reads oc-mirror v2 archives and OCI layouts",
+    );
+  }
+  if (looksLikeOcMirror(path)) return ocMirror;
+  if (looksLikeOciLayout(path)) return ociLayout;
+  return undefined;
+}
+
+async function readSmall(entry: SourceEntry, max: number): Promise<Uint8Array> {
+  if (entry.size > max) throw new InputError(`Cannot read ${entry.path}: ${entry.size} bytes is more than the ${max}-byte limit`);
+  const out = new Uint8Array(entry.size);
+  let o = 0;
+  for await (const c of entry.chunks()) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Streams `source` into `store` once. */
+export async function ingest(source: Source, store: BlobSink, options: IngestOptions = {}): Promise<IngestResult> {
+  const { progress, signal } = options;
+  const doing = options.doing ?? `read ${source.path}`;
+  let format: ArchiveFormat | undefined;
+  const meta = new Map<string, Uint8Array>();
+  const blobs = new Map<string, number>();
+  const written = { blobs: 0, bytes: 0 };
+  const skipped = { blobs: 0, bytes: 0 };
+  const corrupt = new Map<string, string>();
+  for await (const entry of source) {
+    checkInterrupt(signal, doing);
+    progress?.(source.position, entry.path);
+    if (entry.kind === "directory" || entry.path === "") continue;
+    if (!format) {
+      format = detectFormat(entry.path);
+      if (!format) continue;
+    }
+    if (entry.kind === "special") {
+      throw new InputError(`Cannot read source: entry ${JSON.stringify(entry.path)} is a device, FIFO or other special file`);
+    }
+    const role = format.classify(entry.path);
+    if (role.role === "ignore") continue;
+    if (entry.kind !== "file") {
+      throw new InputError(`Cannot read source: ${entry.path} is a ${entry.kind}, not a regular file`);
+    }
+    if (role.role === "meta") {
+      const bytes = await readSmall(entry, MAX_META_BYTES);
+      const prev = meta.get(entry.path);
+      if (prev && !sameBytes(prev, bytes)) {
+        throw new InputError(`Cannot read source: ${entry.path} appears twice with different content`);
+      }
+      meta.set(entry.path, bytes);
+      continue;
+    }
+    const { digest } = role;
+    const known = blobs.get(digest);
+    if (known !== undefined && known !== entry.size) {
+      throw new InputError(`Cannot read source: blob ${digest} appears twice with different sizes`);
+    }
+    if (known !== undefined) {
+      // A second copy in the same archive: the first is in place; this one must agree or the archive contradicts itself.
+      const hasher = newHasher();
+      for await (const c of interruptible(entry.chunks(), signal, doing)) hasher.update(c);
+      if (`sha256:${hasher.digest("hex")}` !== digest) {
+        throw new InputError(`Cannot read source: blob ${digest} appears twice and the copy at ${entry.path} does not match its digest`);
+      }
+      continue;
+    }
+    blobs.set(digest, entry.size);
+    const have = await store.blobSize(digest);
+    if (have === entry.size) {
+      // Already verified into place by an earlier run: leave the bytes unread (a seek on a file).
+      skipped.blobs++;
+      skipped.bytes += entry.size;
+      continue;
+    }
+    try {
+      await store.putBlob(digest, entry.size, interruptible(entry.chunks(), signal, doing), entry.path, entry.where);
+    } catch (e) {
+      if (!(options.keepGoing && e instanceof CorruptBlobError)) throw e;
+      blobs.delete(digest);
+      corrupt.set(digest, e.message);
+      continue;
+    }
+    written.blobs++;
+    written.bytes += entry.size;
+  }
+  progress?.(source.position, "");
+  if (!format) {
+    throw new InputError(
+      `Cannot read ${source.path}: it is neither an oc-mirror v2 archive (docker/registry/v2/) nor an OCI image layout (oci-layout, index.json)`,
+    );
+  }
+  return { format, meta, blobs, written, skipped, corrupt };
+}

@@ -1,0 +1,86 @@
+/**
+ * What a read-only registry serves, independent of where the bytes lie:
+ * repositories with their tags, manifests and blobs (from the same link plan
+ * the storage tree is written from), and a way to find each blob's bytes —
+ * in DIR's tree, in the archive in place, or the first of the two that has it.
+ */
+import type { RegistryStore } from "../store/storage_tree.ts";
+import type { BlobLocation } from "../archive/source.ts";
+
+/** One repository's names. */
+export interface RepoView {
+  /** tag → manifest digest. */
+  tags: Map<string, string>;
+  /** Manifest and index digests that may be fetched from this repository. */
+  manifests: Set<string>;
+  /** Config and layer digests linked into this repository. */
+  blobs: Set<string>;
+}
+
+/** Every repository, from a layout plan's links (paths under docker/registry/v2). */
+export function viewFromLinks(links: [string, string][]): Map<string, RepoView> {
+  const repos = new Map<string, RepoView>();
+  const repo = (name: string) => {
+    let r = repos.get(name);
+    if (!r) repos.set(name, r = { tags: new Map(), manifests: new Set(), blobs: new Set() });
+    return r;
+  };
+  for (const [path, digest] of links) {
+    const m =
+      /^repositories\/(.+?)\/(_manifests\/tags\/([^/]+)\/current|_manifests\/revisions\/sha256\/[0-9a-f]{64}|_layers\/sha256\/[0-9a-f]{64})\/link$/
+        .exec(path);
+    if (!m) continue;
+    if (m[3] !== undefined) repo(m[1]).tags.set(m[3], digest);
+    else if (m[2].startsWith("_manifests")) repo(m[1]).manifests.add(digest);
+    else repo(m[1]).blobs.add(digest);
+  }
+  return repos;
+}
+
+/** Where a blob's bytes are, and whether they were verified against the digest already. */
+export interface Located extends BlobLocation {
+  verified: boolean;
+}
+
+/** Finds blobs' bytes. */
+export interface BlobFinder {
+  locate(digest: string): Promise<Located | undefined>;
+}
+
+/** Blobs in DIR's tree: verified when they were loaded. Only regular files count (never a link planted there). */
+export function treeBlobs(store: RegistryStore): BlobFinder {
+  return {
+    async locate(digest) {
+      const file = store.blobPath(digest);
+      try {
+        const st = await Deno.lstat(file);
+        return st.isFile ? { file, offset: 0, size: st.size, verified: true } : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+/** Blobs in the archive (or directory) in place, as a header pass found them: checked when first served. */
+export function archiveBlobs(where: ReadonlyMap<string, BlobLocation>, verified: Set<string>): BlobFinder {
+  return {
+    locate(digest) {
+      const w = where.get(digest);
+      return Promise.resolve(w ? { ...w, verified: verified.has(digest) } : undefined);
+    },
+  };
+}
+
+/** The first finder that has the blob: DIR's verified copy once it has landed, the archive until then. */
+export function firstOf(...finders: BlobFinder[]): BlobFinder {
+  return {
+    async locate(digest) {
+      for (const f of finders) {
+        const l = await f.locate(digest);
+        if (l) return l;
+      }
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * The registry's TLS material, made on first use inside DIR (RHCOS has no
+ * openssl): a CA that nodes trust, and a server certificate it signs for the
+ * names and addresses host0 is reached at. Kept across restarts; the server
+ * certificate is re-issued by the same CA when asked for a name it lacks, so
+ * nodes that trust the CA keep trusting the registry.
+ */
+import "reflect-metadata";
+import * as x509 from "@peculiar/x509";
+import { join } from "node:path";
+import { atomicWrite, readTextIfExists } from "../util/atomic_write.ts";
+import { EnvironmentError, InputError } from "../util/errors.ts";
+
+x509.cryptoProvider.set(crypto);
+
+const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
+const DAY = 86_400_000;
+
+/** Where the material lives in a data directory. */
+export interface TlsPaths {
+  dir: string;
+  caCert: string;
+  caKey: string;
+  cert: string;
+  key: string;
+}
+
+/** Paths under `DIR/isoload/tls`. */
+export function tlsPaths(dataDir: string): TlsPaths {
+  const dir = join(dataDir, "isoload", "tls");
+  return { dir, caCert: join(dir, "ca.crt"), caKey: join(dir, "ca.key"), cert: join(dir, "server.crt"), key: join(dir, "server.key") };
+}
+
+function pem(label: string, der: ArrayBuffer): string {
+  const b64 = btoa(String.fromCharCode(...new Uint8Array(der)));
+  return `-----BEGIN ${label}-----\n${b64.match(/.{1,64}/g)!.join("\n")}\n-----END ${label}-----\n`;
+}
+
+function unpem(text: string): Uint8Array<ArrayBuffer> {
+  const b64 = text.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+function randomSerial(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[0] &= 0x7f; // positive, as RFC 5280 requires
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** The CA of DIR, made when absent. Returns its certificate (PEM) and key. */
+export async function ensureCa(dataDir: string): Promise<{ pem: string; key: CryptoKey; cert: x509.X509Certificate }> {
+  const p = tlsPaths(dataDir);
+  try {
+    const [certText, keyText] = [await readTextIfExists(p.caCert), await readTextIfExists(p.caKey)];
+    if (certText && keyText) {
+      const key = await crypto.subtle.importKey("pkcs8", unpem(keyText), ALG, false, ["sign"]);
+      return { pem: certText, key, cert: new x509.X509Certificate(certText) };
+    }
+    const keys = await crypto.subtle.generateKey(ALG, true, ["sign", "verify"]) as CryptoKeyPair;
+    const now = Date.now();
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: randomSerial(),
+      name: `CN=isoload registry CA ${new Date(now).toISOString().slice(0, 10)}`,
+      notBefore: new Date(now - DAY),
+      notAfter: new Date(now + 3650 * DAY),
+      signingAlgorithm: ALG,
+      keys,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ],
+    });
+    // Key first: a CA certificate on disk always has its key beside it.
+    await atomicWrite(p.caKey, pem("PRIVATE KEY", await crypto.subtle.exportKey("pkcs8", keys.privateKey)), { mode: 0o600 });
+    const certPem = cert.toString("pem") + "\n";
+    await atomicWrite(p.caCert, certPem);
+    return { pem: certPem, key: keys.privateKey, cert };
+  } catch (e) {
+    if (e instanceof EnvironmentError) throw e;
+    throw new InputError(`Cannot prepare the registry CA in ${p.dir}`, { cause: e });
+  }
+}
+
+/** Names and addresses a server certificate covers: what was asked, plus localhost and loopback. */
+export function serverSans(hostnames: string[], ips: string[]): { dns: string[]; ip: string[] } {
+  const dns = [...new Set(["localhost", ...hostnames.map((h) => h.toLowerCase())])].sort();
+  const ip = [...new Set(["127.0.0.1", "::1", ...ips])].sort();
+  return { dns, ip };
+}
+
+function sansOf(cert: x509.X509Certificate): { dns: string[]; ip: string[] } {
+  const ext = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const names = ext?.names.items ?? [];
+  return {
+    dns: names.filter((n) => n.type === "dns").map((n) => n.value.toLowerCase()),
+    ip: names.filter((n) => n.type === "ip").map((n) => n.value),
+  };
+}
+
+/**
+ * The server certificate and key for the registry, issued by DIR's CA for
+ * `hostnames` and `ips` (plus localhost and loopback). An existing one is kept
+ * when it covers them and is valid for another 30 days.
+ */
+export async function ensureServerCert(dataDir: string, hostnames: string[], ips: string[]): Promise<TlsPaths> {
+  const p = tlsPaths(dataDir);
+  const ca = await ensureCa(dataDir);
+  const want = serverSans(hostnames, ips);
+  try {
+    const current = await readTextIfExists(p.cert);
+    if (current && await readTextIfExists(p.key)) {
+      const cert = new x509.X509Certificate(current);
+      const have = sansOf(cert);
+      const covers = want.dns.every((d) => have.dns.includes(d)) && want.ip.every((i) => have.ip.includes(i));
+      if (covers && cert.issuer === ca.cert.subject && cert.notAfter.getTime() > Date.now() + 30 * DAY) return p;
+    }
+    const keys = await crypto.subtle.generateKey(ALG, true, ["sign", "verify"]) as CryptoKeyPair;
+    const now = Date.now();
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: randomSerial(),
+      subject: `CN=${want.dns.find((d) => d !== "localhost") ?? "localhost"}`,
+      issuer: ca.cert.subject,
+      notBefore: new Date(now - DAY),
+      notAfter: new Date(now + 825 * DAY),
+      signingAlgorithm: ALG,
+      publicKey: keys.publicKey,
+      signingKey: ca.key,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+        new x509.SubjectAlternativeNameExtension([
+          ...want.dns.map((value) => ({ type: "dns" as const, value })),
+          ...want.ip.map((value) => ({ type: "ip" as const, value })),
+        ]),
+        await x509.AuthorityKeyIdentifierExtension.create(ca.cert),
+      ],
+    });
+    await atomicWrite(p.key, pem("PRIVATE KEY", await crypto.subtle.exportKey("pkcs8", keys.privateKey)), { mode: 0o600 });
+    await atomicWrite(p.cert, cert.toString("pem") + "\n");
+    return p;
+  } catch (e) {
+    if (e instanceof EnvironmentError) throw e;
+    throw new InputError(`Cannot issue the registry's server certificate in ${p.dir}`, { cause: e });
+  }
+}
+
+/** DIR's CA certificate (PEM), or undefined when the registry of DIR has no TLS. */
+export async function readCa(dataDir: string): Promise<string | undefined> {
+  return await readTextIfExists(tlsPaths(dataDir).caCert);
+}
+
+/** Checks that text is one PEM certificate; returns it normalised to end with a newline. */
+export function checkCaPem(text: string, where: string): string {
+  try {
+    new x509.X509Certificate(text);
+  } catch (e) {
+    throw new InputError(`Cannot use the CA in ${where}: not a PEM certificate`, { cause: e });
+  }
+  return text.endsWith("\n") ? text : text + "\n";
+}
