@@ -9,6 +9,8 @@ import { type BlobSink, ingest } from "../archive/ingest.ts";
 import { formatBytes } from "../util/log.ts";
 import { MAX_MANIFEST_BYTES } from "../image/manifest.ts";
 import { openSource } from "../archive/source.ts";
+import { type Command, printOut, sourceRegistry } from "./_command.ts";
+import { ExitCode } from "../util/errors.ts";
 
 /** The report `inspect` prints (and `--json` emits as is). */
 export interface InspectReport {
@@ -117,3 +119,32 @@ export function renderInspect(r: InspectReport): string {
   }
   return lines.join("\n") + "\n";
 }
+
+/** What `isoload inspect` was asked. */
+export interface InspectCliOptions {
+  source: string;
+  json: boolean;
+  naming: NamingOptions;
+}
+
+/** `isoload inspect SOURCE`. */
+export const inspectCommand: Command<InspectCliOptions> = {
+  summary: "Show the images an archive, directory or loaded data directory holds",
+  usage: "isoload inspect SOURCE [--json] [--source-registry HOST]",
+  description: "Reads SOURCE (an oc-mirror v2 archive, an OCI image layout archive, or a directory holding either) and prints its\n" +
+    "format, each image (source reference, digest, media type, platforms of an index), the blob count and total bytes.\n" +
+    "Nothing is written. SOURCE may also be a data directory isoload loaded: its --json report (with the registry's\n" +
+    "CA when it serves TLS) is the list the other nodes are given (registries-conf and wait --expect FILE).",
+  options: {
+    json: { type: "boolean", help: "Print one JSON document instead of text." },
+    "source-registry": { type: "string", arg: "HOST", help: "Registry for image names that carry none." },
+  },
+  examples: ["isoload inspect /run/media/iso/images/mirror_000001.tar", "isoload inspect ./oci-layout-dir --json"],
+  positionals: 1,
+  parse: (v, pos) => ({ source: pos[0], json: v.json === true, naming: { sourceRegistry: sourceRegistry(v) } }),
+  async run(o) {
+    const report = await inspect(o.source, o.naming);
+    await printOut(o.json ? JSON.stringify(report, null, 2) + "\n" : renderInspect(report));
+    return report.missing.length ? ExitCode.badInput : ExitCode.ok;
+  },
+};

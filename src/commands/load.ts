@@ -1,162 +1,189 @@
-/** `isoload load`: the archive, streamed once into a registry storage tree, plus registries.conf. */
-import { join, resolve } from "node:path";
-import { checkSpaceFor } from "../util/disk_space.ts";
-import { syncFilesystem } from "../util/atomic_write.ts";
-import { caPathFor, installCa } from "../host/ca_install.ts";
-import { ensureCa } from "../server/tls.ts";
-import { catalog } from "../image/catalog.ts";
-import { InputError } from "../util/errors.ts";
-import type { NamingOptions } from "../archive/format.ts";
-import { mergeImages } from "../image/loaded_image.ts";
-import { ingest } from "../archive/ingest.ts";
-import { watchInterrupts } from "../util/interrupt.ts";
-import { lockDataDir } from "../store/lock.ts";
-import { byteProgress, formatBytes, formatDuration, type Logger } from "../util/log.ts";
-import { readRecords, type Records, writeRecords } from "../store/records.ts";
-import { mirrorTargets } from "../host/registries_conf.ts";
-import { planRegistriesConf, readHostConf, writeRegistriesConf } from "../host/registries_conf_file.ts";
-import { RegistryStore } from "../store/storage_tree.ts";
-import { openSource } from "../archive/source.ts";
+/**
+ * `isoload load`: its options, help and usage rules, and the choice between
+ * registry mode (load_registry.ts), storage mode (load_storage.ts) and serving
+ * in place while loading (serve_builtin.ts).
+ */
+import { resolve } from "node:path";
+import { DEFAULT_CERTS_DIR } from "../host/ca_install.ts";
+import { DEFAULT_REGISTRIES_CONF } from "../host/registries_conf_file.ts";
+import { ExitCode, UsageError } from "../util/errors.ts";
+import { type Command, parseHostPort, refuse, required, type ServingOptions, servingOptions, sourceRegistry, str } from "./_command.ts";
+import { load, type LoadOptions } from "./load_registry.ts";
+import { DEFAULT_PIN_FILE, defaultJobs, loadStorage, type StorageLoadOptions } from "./load_storage.ts";
+import { builtinTls, contentInPlace, runBuiltin } from "./serve_builtin.ts";
+/** What `isoload load` was asked: a storage-mode load, or a registry-mode load (served while it runs with --serve). */
+export type LoadCliOptions =
+  | { mode: "storage"; storage: StorageLoadOptions }
+  | { mode: "registry"; load: LoadOptions; serve?: ServingOptions & { accessLog: boolean } };
 
-/** Options of `isoload load`. */
-export interface LoadOptions {
-  source: string;
-  dataDir: string;
-  /** HOST:PORT clients reach the registry at. */
-  mirror: string;
-  /** registries.conf to write; undefined: write none. */
-  registriesConf?: string;
-  naming: NamingOptions;
-  /** True while the registry serves plain HTTP. */
-  insecure: boolean;
-  /** With TLS (insecure false): where host0's own trust of DIR's CA goes (`<certsDir>/<mirror>/ca.crt`). */
-  certsDir?: string;
-}
+/** Options that only registry mode takes. */
+const REGISTRY_ONLY = [
+  "mirror",
+  "registries-conf",
+  "no-registries-conf",
+  "tls",
+  "certs-dir",
+  "serve",
+  "builtin",
+  "listen",
+  "access-log",
+  "hostname",
+  "ip",
+];
+/** Options that only --serve takes. */
+const SERVE_ONLY = ["builtin", "listen", "access-log", "hostname", "ip"];
 
-/** What a load did, for the summary and for tests. */
-export interface LoadResult {
-  images: number;
-  blobsWritten: number;
-  bytesWritten: number;
-  blobsSkipped: number;
-  linksWritten: number;
-  nothingToDo: boolean;
-}
-
-/** Runs a load. */
-export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> {
-  const started = performance.now();
-  const dataDir = resolve(opts.dataDir);
-  const store = new RegistryStore(dataDir);
-  // The host's registries configuration is checked first: a malformed file fails the run before any work.
-  const host = opts.registriesConf ? await readHostConf(opts.registriesConf) : undefined;
-  const source = await openSource(opts.source);
-  const lock = await lockDataDir(store.stateDir, `load ${opts.source} into ${dataDir}`);
-  const interrupts = watchInterrupts();
-  try {
-    await store.clearTemp();
-    const previous = await readRecords(dataDir);
-    let marked = false;
-    const markIncomplete = async () => {
-      if (marked) return;
-      marked = true;
-      const r: Records = previous ?? { version: 1, complete: false, images: [], blobs: 0, bytes: 0, loads: [] };
-      await writeRecords(dataDir, { ...r, complete: false });
-    };
-    store.beforeWrite = markIncomplete;
-
-    await checkSpaceFor(`load ${source.path} into ${dataDir}`, dataDir, source.size, join(store.v2, "blobs"));
-    log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into ${dataDir}`);
-    const progress = byteProgress(log, "load", source.size);
-    const pass = await ingest(source, store, {
-      progress: (pos, what) => progress(pos, what),
-      signal: interrupts.signal,
-      doing: `load ${source.path}`,
-    });
-    log.endProgress();
-
-    const { plan, sizes } = await catalog(pass, store, opts.naming);
-    if (plan.missing.length) {
-      const first = plan.missing[0];
-      const hint = pass.format.name === "oc-mirror-v2"
-        ? " This looks like a later archive of an incremental oc-mirror series: load the earlier archives into the same --data-dir first."
-        : "";
-      throw new InputError(
-        `Cannot load ${source.path}: ${plan.missing.length} blobs the images need are neither in it nor in ${dataDir} ` +
-          `(first: ${first.image} needs ${first.what} ${first.digest}).${hint}`,
-      );
+/** `isoload load SOURCE --data-dir DIR`. */
+export const loadCommand: Command<LoadCliOptions> = {
+  summary: "Make an archive's images available: as a registry storage tree, or in containers-storage",
+  usage: "isoload load SOURCE --data-dir DIR [--mode registry] [--mirror HOST:PORT] [--registries-conf FILE | --no-registries-conf]\n" +
+    "                    [--source-registry HOST] [--tls] [--serve [--listen HOST:PORT] [--hostname NAME…] [--ip ADDR…]]\n" +
+    "       isoload load SOURCE --data-dir DIR --mode storage [--storage-conf FILE] [--jobs N] [--pin FILE|none] [--keep]",
+  description: "Reads SOURCE (an oc-mirror v2 archive, an OCI image layout archive, or a directory holding either) in one\n" +
+    "streaming pass, verifying every blob's sha256 as it streams. Re-running is safe and quick.\n" +
+    "\n" +
+    "--mode registry (default): lays the images out under DIR/docker/registry/v2 for a read-only registry (isoload\n" +
+    "serve), records them in DIR/isoload/images.json, and writes registries.conf so pulls of the images' source\n" +
+    "names go to the mirror. Blobs already in place are not read again; a complete DIR is left untouched.\n" +
+    'Repositories with tags in the archive are mirrored for tag and digest pulls (pull-from-mirror = "all");\n' +
+    'digest-only repositories for digest pulls ("digest-only"), as OpenShift renders an ImageDigestMirrorSet.\n' +
+    "\n" +
+    "--mode storage: no registry. Copies every image into containers-storage with skopeo under its source name, by\n" +
+    "digest and by each tag the archive gives it (for an index, this host's platform), so CRI-O and podman find\n" +
+    "quay.io/ns/repo@sha256:... locally. The archive is verified into a scratch tree under DIR, copied from there,\n" +
+    "and the scratch is removed unless --keep. Images already in the store are skipped. A CRI-O drop-in pins every\n" +
+    "reference against kubelet image garbage collection. One image failing does not stop the others: every\n" +
+    "failure is listed at the end and the exit is non-zero.",
+  options: {
+    "data-dir": { type: "string", arg: "DIR", help: "Where the storage tree (or scratch) and isoload's records go (created if absent)." },
+    mode: { type: "string", arg: "MODE", default: "registry", help: "registry or storage." },
+    mirror: {
+      type: "string",
+      arg: "HOST:PORT",
+      default: "127.0.0.1:22625",
+      help: "registry mode: address clients reach the registry at.",
+    },
+    "registries-conf": {
+      type: "string",
+      arg: "FILE",
+      default: DEFAULT_REGISTRIES_CONF,
+      help: "registry mode: registries.conf to write. A file isoload did not write is merged into, with a backup.",
+    },
+    "no-registries-conf": { type: "boolean", help: "registry mode: write no registries.conf." },
+    tls: {
+      type: "boolean",
+      help: "registry mode: the registry will serve HTTPS (serve --tls): make DIR's CA, trust it, no insecure = true.",
+    },
+    "certs-dir": {
+      type: "string",
+      arg: "DIR",
+      default: DEFAULT_CERTS_DIR,
+      help: "registry mode with --tls: where host0's trust of the CA goes (DIR/HOST:PORT/ca.crt).",
+    },
+    "source-registry": { type: "string", arg: "HOST", help: "Registry for image names that carry none." },
+    "storage-conf": {
+      type: "string",
+      arg: "FILE",
+      help: "storage mode: storage.conf for skopeo (CONTAINERS_STORAGE_CONF); default: the host's, CRI-O's store.",
+    },
+    jobs: {
+      type: "string",
+      arg: "N",
+      default: String(defaultJobs()),
+      help: "storage mode: copies run at once (default: CPUs, at most 4).",
+    },
+    pin: {
+      type: "string",
+      arg: "FILE|none",
+      default: DEFAULT_PIN_FILE,
+      help: "storage mode: CRI-O drop-in listing pinned_images; none: write none.",
+    },
+    keep: { type: "boolean", help: "storage mode: keep the scratch tree under DIR (a re-run then reads no blob again)." },
+    serve: {
+      type: "boolean",
+      help: "registry mode: serve at once from SOURCE in place with the built-in registry while the load copies it into DIR;\n" +
+        " ".repeat(30) + "each blob switches to its verified copy in DIR once landed. Runs until SIGTERM.",
+    },
+    builtin: { type: "boolean", help: "With --serve: the built-in registry (the only one --serve runs)." },
+    listen: { type: "string", arg: "HOST:PORT", help: "With --serve: address to listen on (default 0.0.0.0 and --mirror's port)." },
+    "access-log": { type: "boolean", help: "With --serve: one log line per request." },
+    "ready-timeout": { type: "string", arg: "DURATION", default: "120s", help: "With --serve: how long to wait for readiness." },
+    hostname: { type: "string", arg: "NAME", multiple: true, help: "With --serve --tls: a name nodes reach host0 by (repeatable)." },
+    ip: { type: "string", arg: "ADDR", multiple: true, help: "With --serve --tls: an address nodes reach host0 at (repeatable)." },
+  },
+  examples: [
+    "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/lib/isoload",
+    "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/lib/isoload --mirror host0.example.com:22625 --tls",
+    "isoload load images.oci.tar --data-dir /var/lib/isoload --mirror host0.example.com:22625 --registries-conf /tmp/r.conf",
+    "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/tmp/isoload --mode storage",
+    "isoload load images.oci.tar --data-dir /tmp/x --mode storage --storage-conf ./storage.conf --pin none --jobs 2",
+    "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/lib/isoload --serve   # pullable in seconds",
+  ],
+  positionals: 1,
+  parse(v, pos) {
+    const mode = str(v, "mode") ?? "registry";
+    if (mode !== "registry" && mode !== "storage") {
+      throw new UsageError(`--mode must be registry or storage, got ${JSON.stringify(mode)}`);
     }
-    for (const a of plan.absentChildren) {
-      log.info(`note: ${a.image} lists ${a.platform} manifest ${a.digest}, which the archive does not carry; it is left out`);
-    }
-    let linksWritten = 0;
-    for (const [path, digest] of plan.links) {
-      if (await store.writeLink(path, digest)) linksWritten++;
-    }
-
-    if (linksWritten > 0) await syncFilesystem(store.v2);
-    const images = mergeImages(previous?.images ?? [], plan.images);
-    const blobDigests = new Set(plan.links.map(([, d]) => d));
-    for (const img of previous?.images ?? []) blobDigests.add(img.digest);
-    const loads = [...(previous?.loads ?? [])];
-    const sourcePath = resolve(opts.source);
-    // What isoload writes outside DIR, for `status` (and for whoever cleans up).
-    const files: Records["files"] = {
-      mirror: opts.mirror,
-      ...(host ? { registriesConf: resolve(host.target) } : {}),
-      ...(!opts.insecure && host && opts.certsDir ? { ca: resolve(caPathFor(opts.certsDir, opts.mirror)) } : {}),
-    };
-    const nothingToDo = pass.written.blobs === 0 && linksWritten === 0 && !marked &&
-      previous?.complete === true && JSON.stringify(previous.images) === JSON.stringify(images) &&
-      JSON.stringify(previous.files ?? {}) === JSON.stringify(files);
-    if (!nothingToDo) {
-      if (!loads.some((l) => l.source === sourcePath)) loads.push({ source: sourcePath, format: pass.format.name });
-      let bytes = 0;
-      for (const d of blobDigests) bytes += sizes.get(d) ?? (await store.blobSize(d)) ?? 0;
-      await writeRecords(dataDir, { version: 1, complete: true, images, blobs: blobDigests.size, bytes, loads, files });
-    }
-
-    if (!opts.insecure) {
-      // TLS: the CA is made now if serve has not made it yet, so host0 trusts its own registry from the start.
-      const ca = await ensureCa(dataDir);
-      if (host && opts.certsDir && await installCa(opts.certsDir, opts.mirror, ca.pem)) {
-        log.info(`Installed the registry CA at ${caPathFor(opts.certsDir, opts.mirror)}`);
+    const naming = { sourceRegistry: sourceRegistry(v) };
+    const dataDir = required(v, "data-dir");
+    if (mode === "storage") {
+      refuse(v, REGISTRY_ONLY, "applies to --mode registry only");
+      const jobs = Number(str(v, "jobs") ?? defaultJobs());
+      if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
+        throw new UsageError(`--jobs must be a whole number from 1 to 64, got ${str(v, "jobs")}`);
       }
+      const pin = str(v, "pin") ?? DEFAULT_PIN_FILE;
+      if (pin === "") throw new UsageError("--pin needs a FILE or none");
+      return {
+        mode,
+        storage: {
+          source: pos[0],
+          dataDir,
+          storageConf: str(v, "storage-conf"),
+          jobs,
+          pinFile: pin === "none" ? undefined : pin,
+          keep: v.keep === true,
+          naming,
+        },
+      };
     }
-    if (host) {
-      const confPlan = planRegistriesConf(
-        host,
-        mirrorTargets(images, opts.mirror),
-        opts.insecure,
-        `Mirrors of the images isoload loaded into ${dataDir}, served at ${opts.mirror}.`,
-      );
-      confPlan.warnings.forEach((w) => log.warn(w));
-      const res = await writeRegistriesConf(host, confPlan);
-      if (res.changed) {
-        log.info(`Wrote ${host.target}${res.backup ? ` (previous content kept in ${res.backup})` : ""}`);
-      }
+    refuse(v, ["storage-conf", "jobs", "pin", "keep"], "applies to --mode storage only");
+    if (!v.serve) refuse(v, SERVE_ONLY, "goes with --serve");
+    if (v["no-registries-conf"] && str(v, "registries-conf")) {
+      throw new UsageError("--registries-conf and --no-registries-conf exclude each other");
     }
-
-    const took = formatDuration(performance.now() - started);
-    if (nothingToDo) {
-      log.info(`Nothing to do: ${dataDir} already holds all ${images.length} images of ${source.path} (checked in ${took})`);
-    } else {
-      log.info(
-        `Loaded ${plan.images.length} images from ${source.path} in ${took}: wrote ${pass.written.blobs} blobs ` +
-          `(${formatBytes(pass.written.bytes)}), kept ${pass.skipped.blobs} already present, wrote ${linksWritten} links`,
-      );
-    }
-    return {
-      images: plan.images.length,
-      blobsWritten: pass.written.blobs,
-      bytesWritten: pass.written.bytes,
-      blobsSkipped: pass.skipped.blobs,
-      linksWritten,
-      nothingToDo,
+    const mirror = parseHostPort(str(v, "mirror") ?? "127.0.0.1:22625", "--mirror");
+    const load: LoadOptions = {
+      source: pos[0],
+      dataDir,
+      mirror,
+      registriesConf: v["no-registries-conf"] ? undefined : str(v, "registries-conf") ?? DEFAULT_REGISTRIES_CONF,
+      naming,
+      insecure: v.tls !== true,
+      certsDir: str(v, "certs-dir") ?? DEFAULT_CERTS_DIR,
     };
-  } finally {
-    interrupts.dispose();
-    lock.release();
-    source.close();
-  }
-}
+    if (!v.serve) return { mode, load };
+    const serving = servingOptions(v, `0.0.0.0:${mirror.slice(mirror.lastIndexOf(":") + 1)}`);
+    return { mode, load, serve: { ...serving, accessLog: v["access-log"] === true } };
+  },
+  async run(o, log) {
+    if (o.mode === "storage") {
+      await loadStorage(o.storage, log);
+      return ExitCode.ok;
+    }
+    if (!o.serve) {
+      await load(o.load, log);
+      return ExitCode.ok;
+    }
+    // Serve while loading: index the archive in place, serve it, and load in the background.
+    const built = await contentInPlace(o.load.source, o.load.naming, log, resolve(o.load.dataDir));
+    return await runBuiltin(built, {
+      listen: o.serve.listen,
+      tls: await builtinTls(o.load.dataDir, o.serve.tls),
+      readyTimeoutMs: o.serve.readyTimeoutMs,
+      accessLog: o.serve.accessLog,
+      during: () => load(o.load, log),
+    }, log);
+  },
+};

@@ -4,7 +4,11 @@
  * CA installed where containers/image looks for it when it serves TLS.
  */
 import { caPathFor, installCa, installedCa } from "../host/ca_install.ts";
-import type { Expected } from "../host/expect.ts";
+import { type Expected, type ExpectFrom, readExpected } from "../host/expect.ts";
+import { DEFAULT_CERTS_DIR } from "../host/ca_install.ts";
+import { DEFAULT_REGISTRIES_CONF } from "../host/registries_conf_file.ts";
+import { ExitCode } from "../util/errors.ts";
+import { type Command, expectFrom, parseHostPort, required, str } from "./_command.ts";
 import type { Logger } from "../util/log.ts";
 import { mirrorTargets } from "../host/registries_conf.ts";
 import { planRegistriesConf, readHostConf, writeRegistriesConf } from "../host/registries_conf_file.ts";
@@ -43,3 +47,45 @@ export async function writeNodeRegistriesConf(expected: Expected, opts: Registri
   );
   return !!ca;
 }
+
+/** What `isoload registries-conf` was asked. */
+export interface RegistriesConfCliOptions extends RegistriesConfOptions {
+  from: ExpectFrom;
+}
+
+/** `isoload registries-conf --mirror HOST:PORT (--data-dir DIR | --expect FILE)`. */
+export const registriesConfCommand: Command<RegistriesConfCliOptions> = {
+  summary: "Point a node (not host0) at host0's registry: registries.conf and the registry's CA",
+  usage: "isoload registries-conf --mirror HOST:PORT (--data-dir DIR | --expect FILE) [--certs-dir DIR] [--out FILE]",
+  description: "Writes the registries.conf of a node that pulls from host0, during install and after it boots the final\n" +
+    "image: one [[registry]] per source repository of the images, host0's registry first, with the same rules as\n" +
+    "host0's own (validated, atomic, a drop-in by default, same bytes for the same input). The image list comes from\n" +
+    "host0's data directory or from a file exported from it (isoload inspect --json DIR). When the registry serves\n" +
+    "TLS, its CA (carried in that list, or already in --certs-dir) is installed at DIR/HOST:PORT/ca.crt and no\n" +
+    "insecure = true is written.",
+  options: {
+    mirror: { type: "string", arg: "HOST:PORT", help: "Address the node reaches host0's registry at." },
+    "data-dir": { type: "string", arg: "DIR", help: "host0's data directory (on host0 itself)." },
+    expect: { type: "string", arg: "FILE", help: "The image list exported from host0 (isoload inspect --json DIR)." },
+    "certs-dir": { type: "string", arg: "DIR", default: DEFAULT_CERTS_DIR, help: "Where containers/image looks for registry CAs." },
+    out: { type: "string", arg: "FILE", default: DEFAULT_REGISTRIES_CONF, help: "registries.conf or drop-in to write." },
+  },
+  examples: [
+    "isoload registries-conf --mirror 192.168.111.20:22625 --expect /etc/isoload/images.json",
+    "isoload inspect --json /var/lib/isoload > images.json   # on host0: the list (and CA) to give the nodes",
+  ],
+  positionals: 0,
+  parse(v) {
+    const from = expectFrom(v);
+    return {
+      from,
+      mirror: parseHostPort(required(v, "mirror"), "--mirror"),
+      certsDir: str(v, "certs-dir") ?? DEFAULT_CERTS_DIR,
+      out: str(v, "out") ?? DEFAULT_REGISTRIES_CONF,
+    };
+  },
+  async run(o, log) {
+    await writeNodeRegistriesConf(await readExpected(o.from, "write registries.conf"), o, log);
+    return ExitCode.ok;
+  },
+};

@@ -1,7 +1,15 @@
-/** `isoload serve`: a read-only registry over DIR, in the foreground, with readiness. */
+/**
+ * `isoload serve`: its options, help and usage rules, the choice between the
+ * built-in registry (serve_builtin.ts) and an external one, and the external
+ * one: a distribution registry binary or image over DIR, in the foreground,
+ * with readiness.
+ */
 import { join, resolve } from "node:path";
 import { atomicWrite } from "../util/atomic_write.ts";
-import { EnvironmentError, ExitCode, TimeoutError } from "../util/errors.ts";
+import { EnvironmentError, ExitCode, TimeoutError, UsageError } from "../util/errors.ts";
+import type { NamingOptions } from "../archive/format.ts";
+import { type Command, required, type ServingOptions, servingOptions, sourceRegistry, str } from "./_command.ts";
+import { builtinTls, contentFromDataDir, contentInPlace, runBuiltin } from "./serve_builtin.ts";
 import type { LoadedImage } from "../image/loaded_image.ts";
 import { watchInterrupts } from "../util/interrupt.ts";
 import { formatDuration, type Logger } from "../util/log.ts";
@@ -188,3 +196,92 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
     }
   }
 }
+
+/** What `isoload serve` was asked: an external registry over DIR, or the built-in one over DIR or a source in place. */
+export type ServeCliOptions =
+  | { server: "external"; external: ServeOptions }
+  | { server: "builtin"; source?: string; dataDir?: string; naming: NamingOptions; serving: ServingOptions; accessLog: boolean };
+
+/** `isoload serve (--data-dir DIR | --source PATH)`. */
+export const serveCommand: Command<ServeCliOptions> = {
+  summary: "Run a read-only registry over a loaded data directory, or straight from an archive in place",
+  usage: "isoload serve --data-dir DIR [--listen HOST:PORT] [--builtin | --registry-command PATH | --registry-image REF] [--tls …]\n" +
+    "       isoload serve --source ARCHIVE|DIR [--data-dir DIR] [--builtin] [--listen HOST:PORT] [--tls …]",
+  description: "Runs a read-only registry in the foreground. --builtin (the default when no registry is named) is isoload's own\n" +
+    "server: the pull side of the OCI Distribution Specification, nothing else needed. --registry-command runs a\n" +
+    "distribution registry binary over DIR; --registry-image runs the registry image under podman (when REF is not\n" +
+    "in containers-storage but is one of DIR's images, it is loaded from DIR first).\n" +
+    "--source serves an oc-mirror or OCI-layout archive (or a directory, such as the mounted ISO) in place, with\n" +
+    "no copy: one pass over its entries, then blobs as byte ranges of it, each checked against its digest the first\n" +
+    "time it is served. Once /v2/ answers and every manifest is served by digest, prints one line and tells systemd\n" +
+    "READY=1. SIGTERM or SIGINT stops it (in-flight downloads get 10 s); if an external registry dies, exits non-zero.",
+  options: {
+    "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload load completed (with --source: only for --tls)." },
+    source: { type: "string", arg: "PATH", help: "Serve this archive or directory in place (built-in server)." },
+    listen: { type: "string", arg: "HOST:PORT", default: "0.0.0.0:22625", help: "Address the registry listens on." },
+    builtin: { type: "boolean", help: "Use isoload's own registry server (the default)." },
+    "registry-command": { type: "string", arg: "PATH", help: "A distribution registry binary (e.g. /usr/bin/docker-registry)." },
+    "registry-image": { type: "string", arg: "REF", help: "A registry image to run with podman (--net host, DIR read-only)." },
+    "access-log": { type: "boolean", help: "Built-in: one log line per request." },
+    "ready-timeout": { type: "string", arg: "DURATION", default: "120s", help: "How long to wait for readiness (90s, 5m, …)." },
+    tls: {
+      type: "boolean",
+      help: "Serve HTTPS: a CA and server certificate are made in DIR/isoload/tls on first use and kept.",
+    },
+    hostname: {
+      type: "string",
+      arg: "NAME",
+      multiple: true,
+      help: "With --tls: a name the nodes reach host0 by (repeatable; localhost is always included).",
+    },
+    ip: {
+      type: "string",
+      arg: "ADDR",
+      multiple: true,
+      help: "With --tls: an address the nodes reach host0 at (repeatable; 127.0.0.1 and ::1 are always included).",
+    },
+    "source-registry": { type: "string", arg: "HOST", help: "With --source: registry for image names that carry none." },
+  },
+  examples: [
+    "isoload serve --data-dir /var/lib/isoload",
+    "isoload serve --source /run/media/iso/images/mirror_000001.tar --listen 0.0.0.0:22625",
+    "isoload serve --data-dir /var/lib/isoload --registry-command /usr/bin/docker-registry --tls --hostname host0.example.com --ip 192.168.111.20",
+  ],
+  positionals: 0,
+  parse(v) {
+    const registryCommand = str(v, "registry-command");
+    const registryImage = str(v, "registry-image");
+    const source = str(v, "source");
+    if ([!!registryCommand, !!registryImage, v.builtin === true].filter(Boolean).length > 1) {
+      throw new UsageError("give at most one of --builtin, --registry-command or --registry-image");
+    }
+    const serving = servingOptions(v);
+    if (registryCommand || registryImage) {
+      if (source) throw new UsageError("--source is served by the built-in server only");
+      if (v["access-log"]) throw new UsageError("--access-log goes with the built-in server");
+      return { server: "external", external: { dataDir: required(v, "data-dir"), registryCommand, registryImage, ...serving } };
+    }
+    const dataDir = str(v, "data-dir");
+    if (!source && !dataDir) throw new UsageError("give --data-dir DIR, or --source PATH to serve an archive in place");
+    // Found here, before the archive is indexed: the CA and certificate are kept in a data directory.
+    if (serving.tls && !dataDir) throw new UsageError("--tls needs --data-dir DIR (with --source too): its CA and certificate live there");
+    return {
+      server: "builtin",
+      source,
+      dataDir,
+      naming: { sourceRegistry: sourceRegistry(v) },
+      serving,
+      accessLog: v["access-log"] === true,
+    };
+  },
+  async run(o, log) {
+    if (o.server === "external") return await serve(o.external, log);
+    const built = o.source ? await contentInPlace(o.source, o.naming, log) : await contentFromDataDir(resolve(o.dataDir!));
+    return await runBuiltin(built, {
+      listen: o.serving.listen,
+      tls: await builtinTls(o.dataDir, o.serving.tls),
+      readyTimeoutMs: o.serving.readyTimeoutMs,
+      accessLog: o.accessLog,
+    }, log);
+  },
+};

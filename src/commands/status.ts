@@ -4,7 +4,8 @@
  * registry answers and where, and which files outside DIR isoload wrote.
  */
 import { join, resolve } from "node:path";
-import { InputError } from "../util/errors.ts";
+import { ExitCode, InputError } from "../util/errors.ts";
+import { type Command, printOut, required } from "./_command.ts";
 import { formatBytes } from "../util/log.ts";
 import { lockHolder } from "../store/lock.ts";
 import { probeAddress } from "../server/readiness.ts";
@@ -145,3 +146,30 @@ export function renderStatus(r: StatusReport): string {
   }
   return lines.join("\n") + "\n";
 }
+
+/** What `isoload status` was asked. */
+export interface StatusCliOptions {
+  dataDir: string;
+  json: boolean;
+}
+
+/** `isoload status --data-dir DIR`. */
+export const statusCommand: Command<StatusCliOptions> = {
+  summary: "Show what a data directory holds, whether it is verified and served, and what isoload wrote",
+  usage: "isoload status --data-dir DIR [--json]",
+  description: "Prints the images and bytes loaded (registry mode) or copied into containers-storage (storage mode), whether\n" +
+    "the load finished, the last full verify, whether a load runs now, whether the registry answers and at which\n" +
+    "address, and the registries.conf, CA and pinned-images files isoload wrote. Changes nothing.",
+  options: {
+    "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload loaded." },
+    json: { type: "boolean", help: "Print one JSON document instead of text." },
+  },
+  examples: ["isoload status --data-dir /var/lib/isoload", "isoload status --data-dir /var/lib/isoload --json | jq .registry.serving"],
+  positionals: 0,
+  parse: (v) => ({ dataDir: required(v, "data-dir"), json: v.json === true }),
+  async run(o) {
+    const report = await status(o.dataDir);
+    await printOut(o.json ? JSON.stringify(report, null, 2) + "\n" : renderStatus(report));
+    return ExitCode.ok;
+  },
+};

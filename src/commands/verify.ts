@@ -7,7 +7,8 @@ import { join, relative, resolve } from "node:path";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { readManifests } from "../image/catalog.ts";
 import { digestHex, isDigest, newHasher } from "../image/digest.ts";
-import { InputError } from "../util/errors.ts";
+import { ExitCode, InputError } from "../util/errors.ts";
+import { type Command, printOut, required } from "./_command.ts";
 import { filesUnder } from "../util/disk_space.ts";
 import { checkInterrupt, watchInterrupts } from "../util/interrupt.ts";
 import { planLayout } from "../store/layout_plan.ts";
@@ -135,3 +136,34 @@ export async function verifyDataDir(dir: string, log: Logger): Promise<VerifyRep
     lock.release();
   }
 }
+
+/** What `isoload verify` was asked. */
+export interface VerifyCliOptions {
+  dataDir: string;
+  json: boolean;
+}
+
+/** `isoload verify --data-dir DIR`. */
+export const verifyCommand: Command<VerifyCliOptions> = {
+  summary: "Re-hash every blob and check every link of a data directory",
+  usage: "isoload verify --data-dir DIR [--json]",
+  description: "Reads every blob under DIR/docker/registry/v2 and checks it hashes to its name, checks that every link file\n" +
+    "names a blob that is there, and that every recorded image has all the links and blobs it needs. Each problem is\n" +
+    "reported with its path. Exits 0 when all is well, 3 when anything is wrong. The result is kept for isoload status.",
+  options: {
+    "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload loaded." },
+    json: { type: "boolean", help: "Print the report as one JSON document on stdout." },
+  },
+  examples: ["isoload verify --data-dir /var/lib/isoload"],
+  positionals: 0,
+  parse: (v) => ({ dataDir: required(v, "data-dir"), json: v.json === true }),
+  async run(o, log) {
+    const report = await verifyDataDir(o.dataDir, log);
+    if (o.json) await printOut(JSON.stringify(report, null, 2) + "\n");
+    if (!report.ok) {
+      const first = report.problems[0];
+      throw new InputError(`Cannot vouch for ${report.dataDir}: ${report.problems.length} problems (first: ${first.path}: ${first.what})`);
+    }
+    return ExitCode.ok;
+  },
+};

@@ -71,3 +71,11 @@ export async function expectedFromFile(path: string): Promise<Expected> {
   }
   return { images, ca, from: path };
 }
+
+/** Where a node's image list comes from: host0's data directory or an exported file. */
+export type ExpectFrom = { dataDir: string } | { file: string };
+
+/** Reads the image list from where the command line said. */
+export async function readExpected(from: ExpectFrom, action: string): Promise<Expected> {
+  return "dataDir" in from ? await expectedFromDataDir(from.dataDir, action) : await expectedFromFile(from.file);
+}
