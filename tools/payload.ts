@@ -103,6 +103,43 @@ export async function writeIndex(dir: string, children: Desc[]): Promise<Desc> {
   return await writeBlob(dir, new TextEncoder().encode(JSON.stringify(index)), mediaType);
 }
 
+/** The OCI empty descriptor's content, the config of an artifact that has none. */
+const EMPTY_JSON = new TextEncoder().encode("{}");
+
+/** Options of an OCI 1.1 artifact. */
+export interface ArtifactOptions {
+  artifactType: string;
+  /** The manifest the artifact refers to (a signature's image, an SBOM's image). */
+  subject?: Desc;
+  /** Blobs of the artifact, each a layer of media type `artifactType`. */
+  blobs?: Uint8Array[];
+  annotations?: Record<string, string>;
+}
+
+/**
+ * Writes an OCI 1.1 artifact: an image manifest with `artifactType`, the empty
+ * config, its blobs as layers, and a `subject` when given (what the referrers
+ * API lists). Returns its descriptor with `artifactType` and annotations.
+ */
+export async function writeArtifact(dir: string, o: ArtifactOptions): Promise<Desc & { artifactType: string }> {
+  const config = await writeBlob(dir, EMPTY_JSON, "application/vnd.oci.empty.v1+json");
+  const layers: Desc[] = [];
+  for (const b of o.blobs ?? [EMPTY_JSON]) layers.push(await writeBlob(dir, b, o.blobs ? o.artifactType : config.mediaType));
+  const mediaType = "application/vnd.oci.image.manifest.v1+json";
+  const subject = o.subject ? { mediaType: o.subject.mediaType, digest: o.subject.digest, size: o.subject.size } : undefined;
+  const manifest = {
+    schemaVersion: 2,
+    mediaType,
+    artifactType: o.artifactType,
+    config,
+    layers,
+    ...(subject ? { subject } : {}),
+    ...(o.annotations ? { annotations: o.annotations } : {}),
+  };
+  const desc = await writeBlob(dir, new TextEncoder().encode(JSON.stringify(manifest)), mediaType);
+  return { ...desc, artifactType: o.artifactType, ...(o.annotations ? { annotations: o.annotations } : {}) };
+}
+
 /** Writes `oci-layout` and `index.json` naming each entry with `org.opencontainers.image.ref.name`. */
 export async function writeLayoutIndex(dir: string, entries: { desc: Desc; name?: string }[]): Promise<void> {
   await Deno.writeTextFile(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));

@@ -37,6 +37,18 @@ export function viewFromLinks(links: [string, string][]): Map<string, RepoView> 
   return repos;
 }
 
+/** What the built-in registry serves. */
+export interface ServedContent {
+  repos: Map<string, RepoView>;
+  /** Media type of each manifest, for Content-Type. */
+  mediaTypes: Map<string, string>;
+  blobs: BlobFinder;
+  /** Digests found corrupt while serving: never served again. */
+  bad: Set<string>;
+  /** Digests checked against their bytes. */
+  verified: Set<string>;
+}
+
 /** Where a blob's bytes are, and whether they were verified against the digest already. */
 export interface Located extends BlobLocation {
   verified: boolean;

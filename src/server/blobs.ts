@@ -1,0 +1,78 @@
+/**
+ * `GET`/`HEAD /v2/<name>/blobs/<digest>`: configs and layers (and manifests,
+ * which are blobs too) streamed from their file, never whole in memory, with
+ * byte ranges. A blob not yet verified (the archive in place) is hashed as it
+ * is first served and cut off, and never served again, if it does not match.
+ */
+import { isDigest, newHasher } from "../image/digest.ts";
+import type { Located, ServedContent } from "./content.ts";
+import { etagOf, notModified, rangeAnswer } from "./conditional.ts";
+import { API_HEADER, decodeSegment, RegistryError, type RepoRequest } from "./http.ts";
+import { hashLocated, rangeStream } from "./located_bytes.ts";
+
+/** A part of a blob is only as good as the whole: a blob not yet verified is hashed whole first. */
+async function ensureVerified(content: ServedContent, l: Located, digest: string): Promise<void> {
+  if (l.verified || content.verified.has(digest)) return;
+  if (await hashLocated(l) !== digest) {
+    content.bad.add(digest);
+    throw new RegistryError(404, "BLOB_UNKNOWN", `blob ${digest} failed verification and is withheld`);
+  }
+  content.verified.add(digest);
+}
+
+/** The whole body of a verified blob: a whole file (DIR's tree) is handed to the runtime, which streams it without a copy through JavaScript. */
+async function wholeBody(l: Located): Promise<ReadableStream<Uint8Array>> {
+  const whole = l.offset === 0 && (await Deno.stat(l.file)).size === l.size;
+  return whole ? (await Deno.open(l.file)).readable : rangeStream(l.file, l.offset, l.size);
+}
+
+/** First serving of a blob from the archive: hashed as it streams; a mismatch cuts the response before its end. */
+function checkedBody(content: ServedContent, l: Located, digest: string, warn?: (msg: string) => void): ReadableStream<Uint8Array> {
+  const hasher = newHasher();
+  return rangeStream(l.file, l.offset, l.size, (c) => hasher.update(c), () => {
+    const got = `sha256:${hasher.digest("hex")}`;
+    if (got === digest) {
+      content.verified.add(digest);
+      return true;
+    }
+    content.bad.add(digest);
+    warn?.(`blob ${digest} in ${l.file} hashes to ${got}: the download was cut and the blob is withheld from now on`);
+    return false;
+  });
+}
+
+/** The blobs handler over `content`; `warn` hears of a blob that failed its check. */
+export function blobsHandler(content: ServedContent, warn?: (msg: string) => void): (r: RepoRequest) => Promise<Response> {
+  return async (r) => {
+    const digest = decodeSegment(r.ref, "DIGEST_INVALID");
+    if (!isDigest(digest)) throw new RegistryError(400, "DIGEST_INVALID", `invalid digest ${JSON.stringify(digest)}`);
+    const known = r.repo.blobs.has(digest) || r.repo.manifests.has(digest);
+    const l = known && !content.bad.has(digest) ? await content.blobs.locate(digest) : undefined;
+    if (!l) throw new RegistryError(404, "BLOB_UNKNOWN", `blob unknown to registry: ${r.name}@${digest}`, { detail: { digest } });
+    const etag = etagOf(digest);
+    const base = {
+      ...API_HEADER,
+      "Content-Type": "application/octet-stream",
+      "Docker-Content-Digest": digest,
+      "Accept-Ranges": "bytes",
+      "ETag": etag,
+    };
+    if (notModified(r.req.headers, etag)) return new Response(null, { status: 304, headers: base });
+    const range = rangeAnswer(r.req.headers, l.size, etag);
+    if (range.kind === "unsatisfiable") {
+      return new Response(null, { status: 416, headers: { ...base, "Content-Range": `bytes */${l.size}` } });
+    }
+    if (r.head) return new Response(null, { headers: { ...base, "Content-Length": String(l.size) } });
+    if (range.kind === "part") {
+      await ensureVerified(content, l, digest);
+      const length = range.end - range.start + 1;
+      return new Response(rangeStream(l.file, l.offset + range.start, length), {
+        status: 206,
+        headers: { ...base, "Content-Length": String(length), "Content-Range": `bytes ${range.start}-${range.end}/${l.size}` },
+      });
+    }
+    const verified = l.verified || content.verified.has(digest);
+    const body = verified ? await wholeBody(l) : checkedBody(content, l, digest, warn);
+    return new Response(body, { headers: { ...base, "Content-Length": String(l.size) } });
+  };
+}
