@@ -404,3 +404,24 @@ Deno.test("built-in registry: SIGTERM lets an in-flight download finish (or cuts
     assert.match(served.stderr(), /Received SIGTERM: stopping the built-in registry/);
   });
 });
+
+Deno.test("built-in registry: a port already in use exits 5 (a host failure) with one line saying so, from DIR and in place", async () => {
+  const { tar } = await sampleFixture();
+  await withTempDir("portinuse", async (dir) => {
+    const data = join(dir, "data");
+    assert.equal((await isoload(["load", tar, "--data-dir", data, "--no-registries-conf", "--quiet"])).code, 0);
+    const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const listen = `127.0.0.1:${(taken.addr as Deno.NetAddr).port}`;
+    try {
+      for (const args of [["--data-dir", data], ["--source", tar]]) {
+        const r = await isoload(["serve", ...args, "--listen", listen], { timeoutMs: 60_000 });
+        assert.equal(r.code, 5, `${args[0]}: ${r.stderr}`);
+        const errors = r.stderr.split("\n").filter((l) => /Cannot listen/.test(l));
+        assert.equal(errors.length, 1, r.stderr);
+        assert.match(errors[0], new RegExp(`Cannot listen on ${listen.replaceAll(".", "\\.")}: the address is already in use`));
+      }
+    } finally {
+      taken.close();
+    }
+  });
+});

@@ -1,7 +1,9 @@
 /**
  * Builds test and sample payloads: OCI image layouts of small runnable images
  * (busybox-static) or large random ones, written directly per the OCI image
- * spec. Layer tars come from GNU tar. Not part of the shipped binary.
+ * spec. Layer tars come from GNU tar. Not part of the shipped binary. Over
+ * 300 lines because it holds every kind of payload (images, indexes, OCI 1.1
+ * artifacts, the sample, large benchmark layouts) on one small blob writer.
  */
 import { join } from "node:path";
 import { createHash } from "node:crypto";
@@ -157,13 +159,18 @@ export interface Fixture {
   dir: string;
   /** Full reference (with tag or digest) → manifest digest, and what the image prints. */
   images: { name: string; source: string; digest: string; prints?: string; children?: Desc[] }[];
+  /** With `referrers`: artifacts whose subject is an image of `images`, named in index.json but not runnable. */
+  referrers?: { name: string; source: string; subject: string; desc: Desc & { artifactType: string }; blobs: string[] }[];
 }
 
 /**
  * The standard small fixture: a runnable tagged image (gzip layer), a
- * multi-platform index, a Docker-format image and a digest-only image.
+ * multi-platform index, a Docker-format image and a digest-only image. With
+ * `referrers`, also two OCI 1.1 artifacts whose subject is the tagged image: a
+ * signature tagged as cosign tags them (`sha256-<hex>.sig`) and an SBOM named
+ * by digest only.
  */
-export async function buildSampleLayout(dir: string, work: string): Promise<Fixture> {
+export async function buildSampleLayout(dir: string, work: string, opts: { referrers?: boolean } = {}): Promise<Fixture> {
   const images: Fixture["images"] = [];
   const hello = await tarOf(await busyboxRootfs(work, { "etc/motd": "hello\n" }));
   const a = await writeImage(dir, { layers: [hello], cmd: ["/bin/busybox", "echo", "hello from isoload"], gzipLayers: true });
@@ -199,8 +206,32 @@ export async function buildSampleLayout(dir: string, work: string): Promise<Fixt
     prints: "by digest",
   });
   const descs = [a, idx, dock, dig];
-  await writeLayoutIndex(dir, descs.map((desc, i) => ({ desc, name: images[i].name })));
-  return { dir, images };
+  const entries = descs.map((desc, i) => ({ desc, name: images[i].name }));
+  if (!opts.referrers) {
+    await writeLayoutIndex(dir, entries);
+    return { dir, images };
+  }
+  const referrers: NonNullable<Fixture["referrers"]> = [];
+  const artifact = async (name: (d: Desc) => string, o: ArtifactOptions) => {
+    const desc = await writeArtifact(dir, o);
+    const m = JSON.parse(await Deno.readTextFile(join(dir, "blobs", "sha256", desc.digest.slice(7))));
+    const source = images[0].source;
+    referrers.push({ name: name(desc), source, subject: a.digest, desc, blobs: [m.config.digest, ...m.layers.map((l: Desc) => l.digest)] });
+    entries.push({ desc, name: name(desc) });
+  };
+  await artifact(() => `${images[0].source}:sha256-${a.digest.slice(7)}.sig`, {
+    artifactType: "application/vnd.dev.cosign.artifact.sig.v1+json",
+    subject: a,
+    blobs: [new TextEncoder().encode('{"critical":{"image":{"docker-manifest-digest":"' + a.digest + '"}}}')],
+    annotations: { "dev.cosignproject.cosign/signature": "MEUCIQ-fixture" },
+  });
+  await artifact((d) => `${images[0].source}@${d.digest}`, {
+    artifactType: "application/spdx+json",
+    subject: a,
+    blobs: [new TextEncoder().encode('{"spdxVersion":"SPDX-2.3"}')],
+  });
+  await writeLayoutIndex(dir, entries);
+  return { dir, images, referrers };
 }
 
 /** Tars a directory's content with GNU tar (entries relative, no leading "./"). */

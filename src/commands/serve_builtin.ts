@@ -8,19 +8,18 @@
 import { resolve } from "node:path";
 import { ArchiveIndex } from "../archive/archive_index.ts";
 import { catalog, readManifests } from "../image/catalog.ts";
-import { describeError, ExitCode, InputError, IsoloadError, TimeoutError } from "../util/errors.ts";
+import { describeError, EnvironmentError, ExitCode, InputError, IsoloadError, TimeoutError } from "../util/errors.ts";
 import type { NamingOptions } from "../archive/format.ts";
 import type { LoadedImage } from "../image/loaded_image.ts";
 import { ingest } from "../archive/ingest.ts";
 import { watchInterrupts } from "../util/interrupt.ts";
 import { planLayout } from "../store/layout_plan.ts";
 import { formatDuration, type Logger } from "../util/log.ts";
-import type { ParsedManifest } from "../image/manifest.ts";
 import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../server/readiness.ts";
 import { requireServableRecords } from "../store/records.ts";
 import { startRegistryServer } from "../server/server.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
-import { archiveBlobs, firstOf, type ServedContent, treeBlobs, viewFromLinks } from "../server/content.ts";
+import { archiveBlobs, firstOf, type ServedContent, servedContent, treeBlobs } from "../server/content.ts";
 import { sdNotify } from "../server/sd_notify.ts";
 import { openSource } from "../archive/source.ts";
 import { ensureServerCert, type TlsPaths } from "../server/tls.ts";
@@ -32,10 +31,6 @@ export interface BuiltinContent {
   from: string;
 }
 
-function mediaTypesOf(manifests: Map<string, ParsedManifest>): Map<string, string> {
-  return new Map([...manifests].map(([d, m]) => [d, m.mediaType]));
-}
-
 /** DIR's tree, as its records and manifests describe it. */
 export async function contentFromDataDir(dataDir: string): Promise<BuiltinContent> {
   const records = await requireServableRecords(dataDir);
@@ -43,13 +38,7 @@ export async function contentFromDataDir(dataDir: string): Promise<BuiltinConten
   const manifests = await readManifests(store, records.images.map((i) => i.digest));
   const plan = planLayout(records.images, manifests, () => true, () => 0);
   return {
-    content: {
-      repos: viewFromLinks(plan.links),
-      mediaTypes: mediaTypesOf(manifests),
-      blobs: treeBlobs(store),
-      bad: new Set(),
-      verified: new Set(),
-    },
+    content: await servedContent(plan.links, manifests, treeBlobs(store)),
     images: records.images,
     from: dataDir,
   };
@@ -81,13 +70,12 @@ export async function contentInPlace(source: string, naming: NamingOptions, log:
     const verified = index.verified();
     const inPlace = archiveBlobs(index.where, verified);
     return {
-      content: {
-        repos: viewFromLinks(plan.links),
-        mediaTypes: mediaTypesOf(manifests),
-        blobs: dataDir ? firstOf(treeBlobs(new RegistryStore(dataDir)), inPlace) : inPlace,
-        bad: new Set(),
+      content: await servedContent(
+        plan.links,
+        manifests,
+        dataDir ? firstOf(treeBlobs(new RegistryStore(dataDir)), inPlace) : inPlace,
         verified,
-      },
+      ),
       images: plan.images,
       from: `${source} (in place)`,
     };
@@ -116,6 +104,21 @@ export async function builtinTls(
   return await ensureServerCert(resolve(dataDir), tls.hostnames, tls.ips);
 }
 
+/**
+ * Why listening failed: the host's state (the port taken, an address this host
+ * does not have, a privileged port) is a host failure (5); anything else, such
+ * as an address that cannot be one, is bad input (3).
+ */
+export function listenError(listen: string, e: unknown): IsoloadError {
+  if (e instanceof Deno.errors.AddrInUse) {
+    return new EnvironmentError(`Cannot listen on ${listen}: the address is already in use (another process listens there)`, { cause: e });
+  }
+  if (e instanceof Deno.errors.AddrNotAvailable || e instanceof Deno.errors.PermissionDenied) {
+    return new EnvironmentError(`Cannot listen on ${listen}: ${(e as Error).message}`, { cause: e });
+  }
+  return new InputError(`Cannot listen on ${listen}: ${(e as Error).message}`, { cause: e });
+}
+
 /** Serves until SIGTERM or SIGINT; resolves to the exit code. */
 export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions, log: Logger): Promise<number> {
   const tls = opts.tls ? { cert: await Deno.readTextFile(opts.tls.cert), key: await Deno.readTextFile(opts.tls.key) } : undefined;
@@ -132,7 +135,7 @@ export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions,
     });
   } catch (e) {
     interrupts.dispose();
-    throw new InputError(`Cannot listen on ${opts.listen}: ${(e as Error).message}`, { cause: e });
+    throw listenError(opts.listen, e);
   }
   const ca = opts.tls ? await Deno.readTextFile(opts.tls.caCert) : undefined;
   const client = ca ? Deno.createHttpClient({ caCerts: [ca] }) : undefined;

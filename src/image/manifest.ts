@@ -33,10 +33,17 @@ export interface Descriptor {
   urls?: string[];
 }
 
+/** What OCI 1.1 adds to a manifest or an index: what it is, and what it refers to (the referrers API lists it under its subject). */
+export interface ArtifactFields {
+  artifactType?: string;
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
+
 /** A parsed manifest or index. */
 export type ParsedManifest =
-  | { kind: "index"; mediaType: string; children: Descriptor[] }
-  | { kind: "image"; mediaType: string; config: Descriptor; layers: Descriptor[] };
+  | ({ kind: "index"; mediaType: string; children: Descriptor[] } & ArtifactFields)
+  | ({ kind: "image"; mediaType: string; config: Descriptor; layers: Descriptor[] } & ArtifactFields);
 
 /** The largest manifest accepted, as distribution limits pushes. */
 export const MAX_MANIFEST_BYTES = 4 << 20;
@@ -57,6 +64,24 @@ function descriptor(v: unknown, where: string): Descriptor {
   return d;
 }
 
+/** `artifactType`, `subject` and `annotations` when present and well-formed (a malformed one is left out, as before OCI 1.1). */
+function artifactFields(m: Record<string, unknown>): ArtifactFields {
+  const out: ArtifactFields = {};
+  if (typeof m.artifactType === "string") out.artifactType = m.artifactType;
+  if (m.subject !== undefined) {
+    try {
+      out.subject = descriptor(m.subject, "subject");
+    } catch {
+      // A subject isoload cannot read only keeps the manifest out of the referrers API.
+    }
+  }
+  const a = m.annotations;
+  if (a && typeof a === "object" && !Array.isArray(a) && Object.values(a).every((v) => typeof v === "string")) {
+    out.annotations = a as Record<string, string>;
+  }
+  return out;
+}
+
 /** Parses manifest bytes; SyntaxError when they are not a manifest isoload can serve. */
 export function parseManifest(bytes: Uint8Array): ParsedManifest {
   const text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -65,7 +90,12 @@ export function parseManifest(bytes: Uint8Array): ParsedManifest {
   if (m.schemaVersion !== 2) throw new SyntaxError(`unsupported manifest schemaVersion ${JSON.stringify(m.schemaVersion)}`);
   if (Array.isArray(m.manifests)) {
     const mediaType = typeof m.mediaType === "string" ? m.mediaType : MediaType.ociIndex;
-    return { kind: "index", mediaType, children: m.manifests.map((d: unknown, i: number) => descriptor(d, `manifests[${i}]`)) };
+    return {
+      kind: "index",
+      mediaType,
+      children: m.manifests.map((d: unknown, i: number) => descriptor(d, `manifests[${i}]`)),
+      ...artifactFields(m),
+    };
   }
   if (Array.isArray(m.layers) && m.config) {
     const mediaType = typeof m.mediaType === "string" ? m.mediaType : MediaType.ociManifest;
@@ -74,6 +104,7 @@ export function parseManifest(bytes: Uint8Array): ParsedManifest {
       mediaType,
       config: descriptor(m.config, "config"),
       layers: m.layers.map((d: unknown, i: number) => descriptor(d, `layers[${i}]`)),
+      ...artifactFields(m),
     };
   }
   throw new SyntaxError("JSON is neither an image manifest nor an index");

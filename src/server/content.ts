@@ -6,6 +6,7 @@
  */
 import type { RegistryStore } from "../store/storage_tree.ts";
 import type { BlobLocation } from "../archive/source.ts";
+import type { ParsedManifest } from "../image/manifest.ts";
 
 /** One repository's names. */
 export interface RepoView {
@@ -42,11 +43,72 @@ export interface ServedContent {
   repos: Map<string, RepoView>;
   /** Media type of each manifest, for Content-Type. */
   mediaTypes: Map<string, string>;
+  /** repository → subject digest → the descriptors of its manifests whose `subject` is that digest. */
+  referrers: Map<string, Map<string, ReferrerDescriptor[]>>;
   blobs: BlobFinder;
   /** Digests found corrupt while serving: never served again. */
   bad: Set<string>;
   /** Digests checked against their bytes. */
   verified: Set<string>;
+}
+
+/** One entry of a referrers index (OCI distribution-spec 1.1, "Listing Referrers"). */
+export interface ReferrerDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  /** The manifest's `artifactType`, else its config's media type; absent for an index without one. */
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+/**
+ * The referrers of every repository, found once when content is indexed: each
+ * manifest a repository holds that names a `subject`, under that subject.
+ * Entries are sorted by digest, so answers are stable.
+ */
+export async function referrersIndex(
+  repos: ReadonlyMap<string, RepoView>,
+  manifests: ReadonlyMap<string, ParsedManifest>,
+  blobs: BlobFinder,
+): Promise<Map<string, Map<string, ReferrerDescriptor[]>>> {
+  const out = new Map<string, Map<string, ReferrerDescriptor[]>>();
+  for (const [name, repo] of repos) {
+    const bySubject = new Map<string, ReferrerDescriptor[]>();
+    for (const digest of [...repo.manifests].sort()) {
+      const m = manifests.get(digest);
+      if (!m?.subject) continue;
+      const size = (await blobs.locate(digest))?.size;
+      if (size === undefined) continue;
+      const artifactType = m.artifactType ?? (m.kind === "image" ? m.config.mediaType : undefined);
+      const d: ReferrerDescriptor = { mediaType: m.mediaType, digest, size };
+      if (artifactType !== undefined) d.artifactType = artifactType;
+      if (m.annotations && Object.keys(m.annotations).length) d.annotations = m.annotations;
+      const list = bySubject.get(m.subject.digest) ?? [];
+      list.push(d);
+      bySubject.set(m.subject.digest, list);
+    }
+    if (bySubject.size) out.set(name, bySubject);
+  }
+  return out;
+}
+
+/** Everything the server needs, from a layout plan's links, the parsed manifests and where blobs lie. */
+export async function servedContent(
+  links: [string, string][],
+  manifests: ReadonlyMap<string, ParsedManifest>,
+  blobs: BlobFinder,
+  verified: Set<string> = new Set(),
+): Promise<ServedContent> {
+  const repos = viewFromLinks(links);
+  return {
+    repos,
+    mediaTypes: new Map([...manifests].map(([d, m]) => [d, m.mediaType])),
+    referrers: await referrersIndex(repos, manifests, blobs),
+    blobs,
+    bad: new Set(),
+    verified,
+  };
 }
 
 /** Where a blob's bytes are, and whether they were verified against the digest already. */

@@ -1,18 +1,19 @@
 /**
  * isoload's own read-only registry: the pull side of the OCI Distribution
  * Specification v1.1 over a content view. This file only routes a request to
- * the handler of its resource (manifests.ts, blobs.ts, tags.ts) and listens;
+ * the handler of its resource (manifests.ts, blobs.ts, tags.ts, referrers.ts) and listens;
  * http.ts holds what they share. Every method but GET and HEAD is 405.
  */
 import type { ServedContent } from "./content.ts";
 import { blobsHandler } from "./blobs.ts";
 import { ALLOWED_METHODS, errorResponse, jsonResponse, rawPath, RegistryError, type RepoRequest } from "./http.ts";
 import { manifestsHandler } from "./manifests.ts";
+import { referrersList } from "./referrers.ts";
 import { catalogList, tagsList } from "./tags.ts";
 
 // distribution/reference's path component grammar: no "..", no "." segment, no empty parts, no encoded anything.
 const NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
-const REPO_ROUTE = /^\/v2\/(.+)\/(manifests|blobs|tags)\/([^/]+)$/;
+const REPO_ROUTE = /^\/v2\/(.+)\/(manifests|blobs|tags|referrers)\/([^/]+)$/;
 
 /**
  * The request handler. `log` gets one access-log line per request when given;
@@ -46,8 +47,16 @@ export function registryHandler(
     const repo = content.repos.get(name);
     if (!repo) throw new RegistryError(404, "NAME_UNKNOWN", `repository name not known to registry: ${name}`, { detail: { name } });
     const r: RepoRequest = { req, url, head, content, name, repo, ref };
-    if (kind === "tags") return tagsList(r);
-    return kind === "manifests" ? await manifests(r) : await blobs(r);
+    switch (kind) {
+      case "manifests":
+        return await manifests(r);
+      case "blobs":
+        return await blobs(r);
+      case "tags":
+        return tagsList(r);
+      default:
+        return referrersList(r);
+    }
   };
 
   return async (req, target = req.url) => {

@@ -78,6 +78,14 @@ function rows(l: Layout): Row[] {
   const blob = `${b}/${l.layer.digest}`;
   const etag = `"${l.layer.digest}"`;
   const whole = (body: Uint8Array) => assert.deepEqual(body, l.layerBytes);
+  const ref = `/v2/${REPO}/referrers`;
+  const referrers = [l.sig, l.sbom].sort((x, y) => (x.digest < y.digest ? -1 : 1)).map((d) => ({
+    mediaType: d.mediaType,
+    digest: d.digest,
+    size: d.size,
+    artifactType: d.artifactType,
+    ...(d.annotations ? { annotations: d.annotations } : {}),
+  }));
   return [
     {
       description: "GET /v2/ is 200 {} with the API version",
@@ -355,6 +363,50 @@ function rows(l: Layout): Row[] {
       want: { Link: null },
       body: (x) => assert.deepEqual(json(x), { repositories: [REPO] }),
     },
+    {
+      description: "referrers: an image index of the manifests whose subject is the digest, with artifactType and annotations",
+      target: `${ref}/${l.image.digest}`,
+      status: 200,
+      want: { "Content-Type": "application/vnd.oci.image.index.v1+json", "OCI-Filters-Applied": null },
+      body: (x) =>
+        assert.deepEqual(json(x), { schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: referrers }),
+    },
+    {
+      description: "referrers ?artifactType= filters and says so in OCI-Filters-Applied",
+      target: `${ref}/${l.image.digest}?artifactType=${encodeURIComponent(SBOM_TYPE)}`,
+      status: 200,
+      want: { "OCI-Filters-Applied": "artifactType" },
+      body: (x) => assert.deepEqual(json(x).manifests, referrers.filter((d) => d.artifactType === SBOM_TYPE)),
+    },
+    {
+      description: "referrers filtered by a type nobody has: an empty index",
+      target: `${ref}/${l.image.digest}?artifactType=application%2Fnone`,
+      status: 200,
+      want: { "OCI-Filters-Applied": "artifactType" },
+      body: (x) => assert.deepEqual(json(x).manifests, []),
+    },
+    {
+      description: "referrers of a digest nothing refers to: 200 and an empty index",
+      target: `${ref}/${l.sig.digest}`,
+      status: 200,
+      want: { "Content-Type": "application/vnd.oci.image.index.v1+json" },
+      body: (x) => assert.deepEqual(json(x), { schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: [] }),
+    },
+    {
+      description: "referrers are per repository: none in another",
+      target: `/v2/${OTHER}/referrers/${l.image.digest}`,
+      status: 200,
+      body: (x) => assert.deepEqual(json(x).manifests, []),
+    },
+    {
+      description: "referrers HEAD: headers, no body",
+      method: "HEAD",
+      target: `${ref}/${l.image.digest}`,
+      status: 200,
+      body: (x) => assert.equal(x.length, 0),
+    },
+    { description: "referrers of a bad digest is 400 DIGEST_INVALID", target: `${ref}/sha256:nope`, status: 400, code: "DIGEST_INVALID" },
+    { description: "referrers of a tag is 400 DIGEST_INVALID", target: `${ref}/t`, status: 400, code: "DIGEST_INVALID" },
     {
       description: "a negative n is 400 PAGINATION_NUMBER_INVALID",
       target: "/v2/_catalog?n=-1",

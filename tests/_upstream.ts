@@ -1,0 +1,25 @@
+/**
+ * The shared upstream kit (`../shared/upstream`, see its README): tools built
+ * from upstream sources to check isoload's output against. Found through
+ * ISOLOAD_SHARED, else beside the checkout; absent in a fresh clone elsewhere,
+ * where the tests that need it skip with a notice.
+ */
+import { join } from "node:path";
+import { ROOT } from "./_helpers.ts";
+
+/** The shared kit's directory: $ISOLOAD_SHARED, else <root>/../shared. */
+export function sharedDir(): string {
+  return Deno.env.get("ISOLOAD_SHARED") || join(ROOT, "..", "shared");
+}
+
+/** Path of `upstream/bin/NAME` when the kit has it; otherwise prints why the caller skips and returns undefined. */
+export function upstreamTool(name: string): string | undefined {
+  const path = join(sharedDir(), "upstream", "bin", name);
+  try {
+    if (Deno.statSync(path).isFile) return path;
+  } catch {
+    // absent: fall through to the notice
+  }
+  console.warn(`NOTICE: ${path} is absent (set ISOLOAD_SHARED to the shared kit): skipping the tests that need ${name}`);
+  return undefined;
+}
