@@ -115,7 +115,7 @@ export function parseCommandLine(name: string, args: string[]): ParsedCommandLin
   }
   const values = parsed.values as Values;
   if (values.help) return "help";
-  if (parsed.positionals.length !== cmd.positionals) {
+  if (cmd.positionals >= 0 && parsed.positionals.length !== cmd.positionals) {
     throw new UsageError(
       cmd.positionals
         ? `expected ${cmd.positionals} argument (SOURCE), got ${parsed.positionals.length}`

@@ -5,7 +5,10 @@
  * or throws UsageError before any work, and `run`. Also the small option
  * readers several commands share.
  */
+import { join } from "node:path";
 import type { ExpectFrom } from "../host/expect.ts";
+import { DEFAULT_CERTS_DIR } from "../host/ca_install.ts";
+import type { PeerTrust } from "../peer/peer.ts";
 import { isRepositoryPath, looksLikeDomain } from "../image/reference.ts";
 import { UsageError } from "../util/errors.ts";
 import type { Logger } from "../util/log.ts";
@@ -31,7 +34,7 @@ export interface Command<O> {
   description: string;
   options: Record<string, OptionSpec>;
   examples: string[];
-  /** How many positional arguments it takes (0 or 1). */
+  /** How many positional arguments it takes (0 or 1); -1: any number, checked by `parse`. */
   positionals: number;
   /** Pure: the command's options from the flags, or a UsageError. Reads no file, does no work. */
   parse(values: Values, positionals: string[]): O;
@@ -123,6 +126,24 @@ export function expectFrom(v: Values): ExpectFrom {
   const file = str(v, "expect");
   if (!!dir === !!file) throw new UsageError("give exactly one of --data-dir DIR or --expect FILE");
   return dir ? { dataDir: dir } : { file: file! };
+}
+
+/** --jobs N: a whole number from 1 to 64. */
+export function parseJobs(v: Values, fallback: number): number {
+  const jobs = Number(str(v, "jobs") ?? fallback);
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
+    throw new UsageError(`--jobs must be a whole number from 1 to 64, got ${str(v, "jobs")}`);
+  }
+  return jobs;
+}
+
+/** Where peers' CA comes from: --ca FILE…, --tls-dir DIR (its ca.crt), --certs-dir DIR (DIR/HOST:PORT/ca.crt). */
+export function peerTrust(v: Values): PeerTrust {
+  const tlsDir = str(v, "tls-dir");
+  return {
+    caFiles: [...list(v, "ca"), ...(tlsDir ? [join(tlsDir, "ca.crt")] : [])],
+    certsDir: str(v, "certs-dir") ?? DEFAULT_CERTS_DIR,
+  };
 }
 
 /** Writes text to stdout (the commands' reports). */

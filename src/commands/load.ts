@@ -7,7 +7,20 @@ import { resolve } from "node:path";
 import { DEFAULT_CERTS_DIR } from "../host/ca_install.ts";
 import { DEFAULT_REGISTRIES_CONF } from "../host/registries_conf_file.ts";
 import { ExitCode, UsageError } from "../util/errors.ts";
-import { type Command, parseHostPort, refuse, required, type ServingOptions, servingOptions, sourceRegistry, str } from "./_command.ts";
+import {
+  type Command,
+  parseHostPort,
+  parseJobs,
+  peerTrust,
+  refuse,
+  required,
+  type ServingOptions,
+  servingOptions,
+  sourceRegistry,
+  str,
+} from "./_command.ts";
+import { isPeerAddress, parsePeerUrl } from "../peer/peer.ts";
+import { DEFAULT_PEER_JOBS } from "../peer/replicate.ts";
 import { load, type LoadOptions } from "./load_registry.ts";
 import { DEFAULT_PIN_FILE, defaultJobs, loadStorage, type StorageLoadOptions } from "./load_storage.ts";
 import { builtinTls, contentInPlace, runBuiltin } from "./serve_builtin.ts";
@@ -30,6 +43,8 @@ const REGISTRY_ONLY = [
   "hostname",
   "ip",
 ];
+/** Options that only a load from peers takes. */
+const PEER_ONLY = ["ca", "tls-dir"];
 /** Options that only --serve takes. */
 const SERVE_ONLY = ["builtin", "listen", "access-log", "hostname", "ip"];
 
@@ -38,7 +53,8 @@ export const loadCommand: Command<LoadCliOptions> = {
   summary: "Make an archive's images available: as a registry storage tree, or in containers-storage",
   usage: "isoload load SOURCE --data-dir DIR [--mode registry] [--mirror HOST:PORT] [--registries-conf FILE | --no-registries-conf]\n" +
     "                    [--source-registry HOST] [--tls] [--serve [--listen HOST:PORT] [--hostname NAME…] [--ip ADDR…]]\n" +
-    "       isoload load SOURCE --data-dir DIR --mode storage [--storage-conf FILE] [--jobs N] [--pin FILE|none] [--keep]",
+    "       isoload load SOURCE --data-dir DIR --mode storage [--storage-conf FILE] [--jobs N] [--pin FILE|none] [--keep]\n" +
+    "       isoload load https://PEER:PORT… --data-dir DIR [--ca FILE] [--tls-dir DIR] [--certs-dir DIR] [--jobs N] [--mirror …]",
   description: "Reads SOURCE (an oc-mirror v2 archive, an OCI image layout archive, or a directory holding either) in one\n" +
     "streaming pass, verifying every blob's sha256 as it streams. Re-running is safe and quick.\n" +
     "\n" +
@@ -53,7 +69,16 @@ export const loadCommand: Command<LoadCliOptions> = {
     "quay.io/ns/repo@sha256:... locally. The archive is verified into a scratch tree under DIR, copied from there,\n" +
     "and the scratch is removed unless --keep. Images already in the store are skipped. A CRI-O drop-in pins every\n" +
     "reference against kubelet image garbage collection. One image failing does not stop the others: every\n" +
-    "failure is listed at the end and the exit is non-zero.",
+    "failure is listed at the end and the exit is non-zero.\n" +
+    "\n" +
+    "Replication (registry mode): SOURCE may be one or more peer isoload registries (http:// or https://HOST:PORT,\n" +
+    "serving with isoload serve). The image list, with the source names, comes from the first that answers; then\n" +
+    "every manifest and blob is copied by digest, --jobs at once, spread over the peers, each verified and written\n" +
+    "as from an archive: DIR ends up as a load of the archive would leave it. A peer that fails or goes away is not\n" +
+    "fatal while another has the blob; one that serves wrong bytes is not asked for that blob again. Blobs in place\n" +
+    "are not copied again, so a re-run after a kill finishes the copy. The peers' CA: --ca FILE, --tls-dir DIR\n" +
+    "(its ca.crt), --certs-dir DIR (DIR/HOST:PORT/ca.crt). Exit 5 when no peer answers or none can give a blob, 3\n" +
+    "when every peer that has a blob serves bytes that do not match it.",
   options: {
     "data-dir": { type: "string", arg: "DIR", help: "Where the storage tree (or scratch) and isoload's records go (created if absent)." },
     mode: { type: "string", arg: "MODE", default: "registry", help: "registry or storage." },
@@ -78,7 +103,8 @@ export const loadCommand: Command<LoadCliOptions> = {
       type: "string",
       arg: "DIR",
       default: DEFAULT_CERTS_DIR,
-      help: "registry mode with --tls: where host0's trust of the CA goes (DIR/HOST:PORT/ca.crt).",
+      help: "registry mode with --tls: where host0's trust of the CA goes (DIR/HOST:PORT/ca.crt); from peers: where\n" +
+        " ".repeat(30) + "a peer's CA is also looked for (DIR/HOST:PORT/ca.crt).",
     },
     "source-registry": { type: "string", arg: "HOST", help: "Registry for image names that carry none." },
     "storage-conf": {
@@ -89,9 +115,10 @@ export const loadCommand: Command<LoadCliOptions> = {
     jobs: {
       type: "string",
       arg: "N",
-      default: String(defaultJobs()),
-      help: "storage mode: copies run at once (default: CPUs, at most 4).",
+      help: "storage mode: copies run at once (default: CPUs, at most 4). From peers: blobs copied at once (default 4).",
     },
+    ca: { type: "string", arg: "FILE", multiple: true, help: "From peers: a CA the peers' certificates chain to (repeatable)." },
+    "tls-dir": { type: "string", arg: "DIR", help: "From peers: trust DIR/ca.crt, the cluster CA (isoload tls --out DIR)." },
     pin: {
       type: "string",
       arg: "FILE|none",
@@ -118,21 +145,26 @@ export const loadCommand: Command<LoadCliOptions> = {
     "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/tmp/isoload --mode storage",
     "isoload load images.oci.tar --data-dir /tmp/x --mode storage --storage-conf ./storage.conf --pin none --jobs 2",
     "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/lib/isoload --serve   # pullable in seconds",
+    "isoload load https://master-0:22625 https://master-1:22625 --data-dir /var/lib/isoload --tls-dir /etc/isoload/tls",
   ],
-  positionals: 1,
+  positionals: -1,
   parse(v, pos) {
     const mode = str(v, "mode") ?? "registry";
     if (mode !== "registry" && mode !== "storage") {
       throw new UsageError(`--mode must be registry or storage, got ${JSON.stringify(mode)}`);
     }
+    const peerUrls = pos.filter(isPeerAddress);
+    if (peerUrls.length && peerUrls.length !== pos.length) {
+      throw new UsageError("give either peer registries (https://HOST:PORT…) or an archive as SOURCE, not both");
+    }
+    if (!peerUrls.length && pos.length !== 1) throw new UsageError(`expected 1 argument (SOURCE), got ${pos.length}`);
+    if (!peerUrls.length) refuse(v, PEER_ONLY, "goes with peer sources (https://HOST:PORT)");
     const naming = { sourceRegistry: sourceRegistry(v) };
     const dataDir = required(v, "data-dir");
     if (mode === "storage") {
+      if (peerUrls.length) throw new UsageError("--mode storage reads an archive, not peers");
       refuse(v, REGISTRY_ONLY, "applies to --mode registry only");
-      const jobs = Number(str(v, "jobs") ?? defaultJobs());
-      if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
-        throw new UsageError(`--jobs must be a whole number from 1 to 64, got ${str(v, "jobs")}`);
-      }
+      const jobs = parseJobs(v, defaultJobs());
       const pin = str(v, "pin") ?? DEFAULT_PIN_FILE;
       if (pin === "") throw new UsageError("--pin needs a FILE or none");
       return {
@@ -148,7 +180,7 @@ export const loadCommand: Command<LoadCliOptions> = {
         },
       };
     }
-    refuse(v, ["storage-conf", "jobs", "pin", "keep"], "applies to --mode storage only");
+    refuse(v, ["storage-conf", "pin", "keep", ...(peerUrls.length ? [] : ["jobs"])], "applies to --mode storage only");
     if (!v.serve) refuse(v, SERVE_ONLY, "goes with --serve");
     if (v["no-registries-conf"] && str(v, "registries-conf")) {
       throw new UsageError("--registries-conf and --no-registries-conf exclude each other");
@@ -162,7 +194,11 @@ export const loadCommand: Command<LoadCliOptions> = {
       naming,
       insecure: v.tls !== true,
       certsDir: str(v, "certs-dir") ?? DEFAULT_CERTS_DIR,
+      peers: peerUrls.length ? { urls: peerUrls.map(parsePeerUrl), trust: peerTrust(v), jobs: parseJobs(v, DEFAULT_PEER_JOBS) } : undefined,
     };
+    if (v.serve && peerUrls.length) {
+      throw new UsageError("--serve serves an archive while it loads; to serve while copying from peers, use serve --peer");
+    }
     if (!v.serve) return { mode, load };
     const serving = servingOptions(v, `0.0.0.0:${mirror.slice(mirror.lastIndexOf(":") + 1)}`);
     return { mode, load, serve: { ...serving, accessLog: v["access-log"] === true } };

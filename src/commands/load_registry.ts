@@ -1,4 +1,4 @@
-/** `isoload load --mode registry`: the archive, streamed once into a registry storage tree, plus registries.conf. */
+/** `isoload load --mode registry`: the archive streamed once (or the images of peer registries copied) into a registry storage tree, plus registries.conf. */
 import { join, resolve } from "node:path";
 import { checkSpaceFor } from "../util/disk_space.ts";
 import { syncFilesystem } from "../util/atomic_write.ts";
@@ -14,9 +14,13 @@ import { lockDataDir } from "../store/lock.ts";
 import { byteProgress, formatBytes, formatDuration, type Logger } from "../util/log.ts";
 import { readRecords, type Records, writeRecords } from "../store/records.ts";
 import { mirrorTargets } from "../host/registries_conf.ts";
-import { planRegistriesConf, readHostConf, writeRegistriesConf } from "../host/registries_conf_file.ts";
+import { type HostConf, planRegistriesConf, readHostConf, writeRegistriesConf } from "../host/registries_conf_file.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
-import { openSource } from "../archive/source.ts";
+import { openSource, type Source } from "../archive/source.ts";
+import { type LayoutPlan, planLayout } from "../store/layout_plan.ts";
+import { Peer, type PeerTrust } from "../peer/peer.ts";
+import { PeerFetcher } from "../peer/peer_fetcher.ts";
+import { copyBlobs, copyManifests, listFromPeers, neededBlobs, type PeerList } from "../peer/replicate.ts";
 
 /** Options of `isoload load` in registry mode. */
 export interface LoadOptions {
@@ -31,6 +35,8 @@ export interface LoadOptions {
   insecure: boolean;
   /** With TLS (insecure false): where host0's own trust of DIR's CA goes (`<certsDir>/<mirror>/ca.crt`). */
   certsDir?: string;
+  /** Replicate from these peer registries instead of reading `source`. */
+  peers?: PeerLoadOptions;
 }
 
 /** What a load did, for the summary and for tests. */
@@ -43,120 +49,211 @@ export interface LoadResult {
   nothingToDo: boolean;
 }
 
-/** Runs a load. */
+/** Replication instead of an archive: `load https://HOST:PORT… --data-dir DIR`. */
+export interface PeerLoadOptions {
+  /** Peer registries, tried in order (blobs are spread over them). */
+  urls: URL[];
+  trust: PeerTrust;
+  /** Blobs copied at once. */
+  jobs: number;
+  /** Peers already opened and listed, with the fetcher requests share (serve --peer's background fill). */
+  session?: { peers: Peer[]; list: PeerList; fetcher: PeerFetcher };
+}
+
+/** What the first half of a load found: the planned images, and what the pass wrote. */
+interface Pass {
+  plan: LayoutPlan;
+  sizes: Map<string, number>;
+  written: { blobs: number; bytes: number };
+  skipped: { blobs: number; bytes: number };
+  /** The sources as records name them, and their format. */
+  sources: string[];
+  format: string;
+}
+
+/** The archive, streamed once into the store and named. */
+async function passFromArchive(source: Source, store: RegistryStore, opts: LoadOptions, signal: AbortSignal, log: Logger): Promise<Pass> {
+  const dataDir = store.root;
+  await checkSpaceFor(`load ${source.path} into ${dataDir}`, dataDir, source.size, join(store.v2, "blobs"));
+  log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into ${dataDir}`);
+  const progress = byteProgress(log, "load", source.size);
+  const pass = await ingest(source, store, {
+    progress: (pos, what) => progress(pos, what),
+    signal,
+    doing: `load ${source.path}`,
+  });
+  log.endProgress();
+
+  const { plan, sizes } = await catalog(pass, store, opts.naming);
+  if (plan.missing.length) {
+    const first = plan.missing[0];
+    const hint = pass.format.name === "oc-mirror-v2"
+      ? " This looks like a later archive of an incremental oc-mirror series: load the earlier archives into the same --data-dir first."
+      : "";
+    throw new InputError(
+      `Cannot load ${source.path}: ${plan.missing.length} blobs the images need are neither in it nor in ${dataDir} ` +
+        `(first: ${first.image} needs ${first.what} ${first.digest}).${hint}`,
+    );
+  }
+  return { plan, sizes, written: pass.written, skipped: pass.skipped, sources: [resolve(opts.source)], format: pass.format.name };
+}
+
+/** Every image of the peers, copied blob by blob into the store. */
+async function passFromPeers(peerOpts: PeerLoadOptions, store: RegistryStore, signal: AbortSignal, log: Logger): Promise<Pass> {
+  const dataDir = store.root;
+  const session = peerOpts.session;
+  const peers = session?.peers ?? await Promise.all(peerOpts.urls.map((u) => Peer.open(u, peerOpts.trust)));
+  try {
+    const list = session?.list ?? await listFromPeers(peers);
+    log.info(`Replicating ${list.images.length} images from ${peers.map((p) => p.name).join(", ")} into ${dataDir}`);
+    let done = 0;
+    let progress = (_d: number, _w: string) => {};
+    const fetcher = session?.fetcher ?? new PeerFetcher(peers, store, { signal, warn: (m) => log.warn(m) });
+    fetcher.onBytes = (n) => progress(done += n, "");
+    const { manifests, written } = await copyManifests(list.images, store, fetcher, peerOpts.jobs);
+    const needed = neededBlobs(list.images, manifests);
+    let missingBytes = 0;
+    for (const b of needed) if ((await store.blobSize(b.digest)) !== b.size) missingBytes += b.size;
+    await checkSpaceFor(`replicate into ${dataDir}`, dataDir, missingBytes, join(store.v2, "blobs"));
+    done = 0;
+    progress = byteProgress(log, "replicate", missingBytes);
+    const copied = await copyBlobs(needed, store, fetcher, peerOpts.jobs);
+    log.endProgress();
+    const sizes = new Map<string, number>();
+    for (const b of needed) sizes.set(b.digest, b.size);
+    for (const d of manifests.keys()) sizes.set(d, (await store.blobSize(d)) ?? 0);
+    // The same fields as an archive's candidates, so the records are the same bytes as a load of the archive gives.
+    const candidates = list.images.map(({ source, repository, digest, tags, mediaType }) => ({
+      source,
+      repository,
+      digest,
+      tags,
+      mediaType,
+    }));
+    const plan = planLayout(candidates, manifests, (d) => sizes.has(d), (d) => sizes.get(d) ?? 0);
+    if (plan.missing.length) {
+      const first = plan.missing[0];
+      throw new InputError(`Cannot replicate: ${first.image} needs ${first.what} ${first.digest}, which no peer gave`);
+    }
+    const total = { blobs: copied.written.blobs + written.blobs, bytes: copied.written.bytes + written.bytes };
+    return { plan, sizes, written: total, skipped: copied.skipped, sources: peers.map((p) => p.name), format: "isoload-peer" };
+  } finally {
+    if (!session) peers.forEach((p) => p.close());
+  }
+}
+
+/** Runs a load: from an archive, or from peers when `opts.peers` is given. */
 export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> {
-  const started = performance.now();
   const dataDir = resolve(opts.dataDir);
   const store = new RegistryStore(dataDir);
   // The host's registries configuration is checked first: a malformed file fails the run before any work.
   const host = opts.registriesConf ? await readHostConf(opts.registriesConf) : undefined;
-  const source = await openSource(opts.source);
-  const lock = await lockDataDir(store.stateDir, `load ${opts.source} into ${dataDir}`);
+  const source = opts.peers ? undefined : await openSource(opts.source);
+  const from = source?.path ?? opts.peers!.urls.map((u) => u.origin).join(" ");
+  const lock = await lockDataDir(store.stateDir, `load ${from} into ${dataDir}`);
   const interrupts = watchInterrupts();
   try {
     await store.clearTemp();
-    const previous = await readRecords(dataDir);
-    let marked = false;
-    const markIncomplete = async () => {
-      if (marked) return;
-      marked = true;
-      const r: Records = previous ?? { version: 1, complete: false, images: [], blobs: 0, bytes: 0, loads: [] };
-      await writeRecords(dataDir, { ...r, complete: false });
-    };
-    store.beforeWrite = markIncomplete;
-
-    await checkSpaceFor(`load ${source.path} into ${dataDir}`, dataDir, source.size, join(store.v2, "blobs"));
-    log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into ${dataDir}`);
-    const progress = byteProgress(log, "load", source.size);
-    const pass = await ingest(source, store, {
-      progress: (pos, what) => progress(pos, what),
-      signal: interrupts.signal,
-      doing: `load ${source.path}`,
-    });
-    log.endProgress();
-
-    const { plan, sizes } = await catalog(pass, store, opts.naming);
-    if (plan.missing.length) {
-      const first = plan.missing[0];
-      const hint = pass.format.name === "oc-mirror-v2"
-        ? " This looks like a later archive of an incremental oc-mirror series: load the earlier archives into the same --data-dir first."
-        : "";
-      throw new InputError(
-        `Cannot load ${source.path}: ${plan.missing.length} blobs the images need are neither in it nor in ${dataDir} ` +
-          `(first: ${first.image} needs ${first.what} ${first.digest}).${hint}`,
-      );
-    }
-    for (const a of plan.absentChildren) {
-      log.info(`note: ${a.image} lists ${a.platform} manifest ${a.digest}, which the archive does not carry; it is left out`);
-    }
-    let linksWritten = 0;
-    for (const [path, digest] of plan.links) {
-      if (await store.writeLink(path, digest)) linksWritten++;
-    }
-
-    if (linksWritten > 0) await syncFilesystem(store.v2);
-    const images = mergeImages(previous?.images ?? [], plan.images);
-    const blobDigests = new Set(plan.links.map(([, d]) => d));
-    for (const img of previous?.images ?? []) blobDigests.add(img.digest);
-    const loads = [...(previous?.loads ?? [])];
-    const sourcePath = resolve(opts.source);
-    // What isoload writes outside DIR, for `status` (and for whoever cleans up).
-    const files: Records["files"] = {
-      mirror: opts.mirror,
-      ...(host ? { registriesConf: resolve(host.target) } : {}),
-      ...(!opts.insecure && host && opts.certsDir ? { ca: resolve(caPathFor(opts.certsDir, opts.mirror)) } : {}),
-    };
-    const nothingToDo = pass.written.blobs === 0 && linksWritten === 0 && !marked &&
-      previous?.complete === true && JSON.stringify(previous.images) === JSON.stringify(images) &&
-      JSON.stringify(previous.files ?? {}) === JSON.stringify(files);
-    if (!nothingToDo) {
-      if (!loads.some((l) => l.source === sourcePath)) loads.push({ source: sourcePath, format: pass.format.name });
-      let bytes = 0;
-      for (const d of blobDigests) bytes += sizes.get(d) ?? (await store.blobSize(d)) ?? 0;
-      await writeRecords(dataDir, { version: 1, complete: true, images, blobs: blobDigests.size, bytes, loads, files });
-    }
-
-    if (!opts.insecure) {
-      // TLS: the CA is made now if serve has not made it yet, so host0 trusts its own registry from the start.
-      const ca = await ensureCa(dataDir);
-      if (host && opts.certsDir && await installCa(opts.certsDir, opts.mirror, ca.pem)) {
-        log.info(`Installed the registry CA at ${caPathFor(opts.certsDir, opts.mirror)}`);
-      }
-    }
-    if (host) {
-      const confPlan = planRegistriesConf(
-        host,
-        mirrorTargets(images, opts.mirror),
-        opts.insecure,
-        `Mirrors of the images isoload loaded into ${dataDir}, served at ${opts.mirror}.`,
-      );
-      confPlan.warnings.forEach((w) => log.warn(w));
-      const res = await writeRegistriesConf(host, confPlan);
-      if (res.changed) {
-        log.info(`Wrote ${host.target}${res.backup ? ` (previous content kept in ${res.backup})` : ""}`);
-      }
-    }
-
-    const took = formatDuration(performance.now() - started);
-    if (nothingToDo) {
-      log.info(`Nothing to do: ${dataDir} already holds all ${images.length} images of ${source.path} (checked in ${took})`);
-    } else {
-      log.info(
-        `Loaded ${plan.images.length} images from ${source.path} in ${took}: wrote ${pass.written.blobs} blobs ` +
-          `(${formatBytes(pass.written.bytes)}), kept ${pass.skipped.blobs} already present, wrote ${linksWritten} links`,
-      );
-    }
-    return {
-      images: plan.images.length,
-      blobsWritten: pass.written.blobs,
-      bytesWritten: pass.written.bytes,
-      blobsSkipped: pass.skipped.blobs,
-      linksWritten,
-      nothingToDo,
-    };
+    return await loadLocked(store, source, host, opts, interrupts.signal, log);
   } finally {
     interrupts.dispose();
     lock.release();
-    source.close();
+    source?.close();
   }
+}
+
+/**
+ * The load proper, with DIR's lock held and its temp files cleared by the
+ * caller (`load`, or `serve --peer`, which holds DIR while it serves).
+ */
+export async function loadLocked(
+  store: RegistryStore,
+  source: Source | undefined,
+  host: HostConf | undefined,
+  opts: LoadOptions,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<LoadResult> {
+  const started = performance.now();
+  const dataDir = store.root;
+  const from = source?.path ?? opts.peers!.urls.map((u) => u.origin).join(" ");
+  const previous = await readRecords(dataDir);
+  let marked = false;
+  const markIncomplete = async () => {
+    if (marked) return;
+    marked = true;
+    const r: Records = previous ?? { version: 1, complete: false, images: [], blobs: 0, bytes: 0, loads: [] };
+    await writeRecords(dataDir, { ...r, complete: false });
+  };
+  store.beforeWrite = markIncomplete;
+
+  const pass = source ? await passFromArchive(source, store, opts, signal, log) : await passFromPeers(opts.peers!, store, signal, log);
+  const { plan, sizes } = pass;
+  for (const a of plan.absentChildren) {
+    log.info(`note: ${a.image} lists ${a.platform} manifest ${a.digest}, which the archive does not carry; it is left out`);
+  }
+  let linksWritten = 0;
+  for (const [path, digest] of plan.links) {
+    if (await store.writeLink(path, digest)) linksWritten++;
+  }
+
+  if (linksWritten > 0) await syncFilesystem(store.v2);
+  const images = mergeImages(previous?.images ?? [], plan.images);
+  const blobDigests = new Set(plan.links.map(([, d]) => d));
+  for (const img of previous?.images ?? []) blobDigests.add(img.digest);
+  const loads = [...(previous?.loads ?? [])];
+  // What isoload writes outside DIR, for `status` (and for whoever cleans up).
+  const files: Records["files"] = {
+    mirror: opts.mirror,
+    ...(host ? { registriesConf: resolve(host.target) } : {}),
+    ...(!opts.insecure && host && opts.certsDir ? { ca: resolve(caPathFor(opts.certsDir, opts.mirror)) } : {}),
+  };
+  const nothingToDo = pass.written.blobs === 0 && linksWritten === 0 && !marked &&
+    previous?.complete === true && JSON.stringify(previous.images) === JSON.stringify(images) &&
+    JSON.stringify(previous.files ?? {}) === JSON.stringify(files);
+  if (!nothingToDo) {
+    for (const s of pass.sources) if (!loads.some((l) => l.source === s)) loads.push({ source: s, format: pass.format });
+    let bytes = 0;
+    for (const d of blobDigests) bytes += sizes.get(d) ?? (await store.blobSize(d)) ?? 0;
+    await writeRecords(dataDir, { version: 1, complete: true, images, blobs: blobDigests.size, bytes, loads, files });
+  }
+
+  if (!opts.insecure) {
+    // TLS: the CA is made now if serve has not made it yet, so host0 trusts its own registry from the start.
+    const ca = await ensureCa(dataDir);
+    if (host && opts.certsDir && await installCa(opts.certsDir, opts.mirror, ca.pem)) {
+      log.info(`Installed the registry CA at ${caPathFor(opts.certsDir, opts.mirror)}`);
+    }
+  }
+  if (host) {
+    const confPlan = planRegistriesConf(
+      host,
+      mirrorTargets(images, opts.mirror),
+      opts.insecure,
+      `Mirrors of the images isoload loaded into ${dataDir}, served at ${opts.mirror}.`,
+    );
+    confPlan.warnings.forEach((w) => log.warn(w));
+    const res = await writeRegistriesConf(host, confPlan);
+    if (res.changed) {
+      log.info(`Wrote ${host.target}${res.backup ? ` (previous content kept in ${res.backup})` : ""}`);
+    }
+  }
+
+  const took = formatDuration(performance.now() - started);
+  if (nothingToDo) {
+    log.info(`Nothing to do: ${dataDir} already holds all ${images.length} images of ${from} (checked in ${took})`);
+  } else {
+    log.info(
+      `Loaded ${plan.images.length} images from ${from} in ${took}: wrote ${pass.written.blobs} blobs ` +
+        `(${formatBytes(pass.written.bytes)}), kept ${pass.skipped.blobs} already present, wrote ${linksWritten} links`,
+    );
+  }
+  return {
+    images: plan.images.length,
+    blobsWritten: pass.written.blobs,
+    bytesWritten: pass.written.bytes,
+    blobsSkipped: pass.skipped.blobs,
+    linksWritten,
+    nothingToDo,
+  };
 }

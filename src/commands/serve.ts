@@ -8,7 +8,22 @@ import { join, resolve } from "node:path";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { EnvironmentError, ExitCode, TimeoutError, UsageError } from "../util/errors.ts";
 import type { NamingOptions } from "../archive/format.ts";
-import { type Command, required, type ServingOptions, servingOptions, sourceRegistry, str } from "./_command.ts";
+import {
+  type Command,
+  list,
+  parseJobs,
+  peerTrust,
+  refuse,
+  required,
+  type ServingOptions,
+  servingOptions,
+  sourceRegistry,
+  str,
+} from "./_command.ts";
+import { DEFAULT_CERTS_DIR } from "../host/ca_install.ts";
+import { parsePeerUrl } from "../peer/peer.ts";
+import { DEFAULT_PEER_JOBS } from "../peer/replicate.ts";
+import { type ServePeersOptions, servingWithPeers } from "./serve_peers.ts";
 import { builtinTls, contentFromDataDir, contentInPlace, runBuiltin } from "./serve_builtin.ts";
 import type { LoadedImage } from "../image/loaded_image.ts";
 import { watchInterrupts } from "../util/interrupt.ts";
@@ -200,13 +215,23 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
 /** What `isoload serve` was asked: an external registry over DIR, or the built-in one over DIR or a source in place. */
 export type ServeCliOptions =
   | { server: "external"; external: ServeOptions }
-  | { server: "builtin"; source?: string; dataDir?: string; naming: NamingOptions; serving: ServingOptions; accessLog: boolean };
+  | {
+    server: "builtin";
+    source?: string;
+    dataDir?: string;
+    naming: NamingOptions;
+    serving: ServingOptions;
+    accessLog: boolean;
+    /** With --peer: what DIR lacks comes from these. */
+    peers?: Omit<ServePeersOptions, "listTimeoutMs" | "listen">;
+  };
 
 /** `isoload serve (--data-dir DIR | --source PATH)`. */
 export const serveCommand: Command<ServeCliOptions> = {
   summary: "Run a read-only registry over a loaded data directory, or straight from an archive in place",
   usage: "isoload serve --data-dir DIR [--listen HOST:PORT] [--builtin | --registry-command PATH | --registry-image REF] [--tls …]\n" +
-    "       isoload serve --source ARCHIVE|DIR [--data-dir DIR] [--builtin] [--listen HOST:PORT] [--tls …]",
+    "       isoload serve --source ARCHIVE|DIR [--data-dir DIR] [--builtin] [--listen HOST:PORT] [--tls …]\n" +
+    "       isoload serve --data-dir DIR --peer https://HOST:PORT… [--no-fill] [--jobs N] [--ca FILE] [--certs-dir DIR] [--listen …]",
   description: "Runs a read-only registry in the foreground. --builtin (the default when no registry is named) is isoload's own\n" +
     "server: the pull side of the OCI Distribution Specification, nothing else needed. --registry-command runs a\n" +
     "distribution registry binary over DIR; --registry-image runs the registry image under podman (when REF is not\n" +
@@ -214,7 +239,12 @@ export const serveCommand: Command<ServeCliOptions> = {
     "--source serves an oc-mirror or OCI-layout archive (or a directory, such as the mounted ISO) in place, with\n" +
     "no copy: one pass over its entries, then blobs as byte ranges of it, each checked against its digest the first\n" +
     "time it is served. Once /v2/ answers and every manifest is served by digest, prints one line and tells systemd\n" +
-    "READY=1. SIGTERM or SIGINT stops it (in-flight downloads get 10 s); if an external registry dies, exits non-zero.",
+    "READY=1. SIGTERM or SIGINT stops it (in-flight downloads get 10 s); if an external registry dies, exits non-zero.\n" +
+    "--peer (built-in server) serves DIR even empty or unfinished: the image list comes from the first peer that\n" +
+    "answers (DIR's records when none does and DIR is complete), every manifest is copied into DIR at start, and a\n" +
+    "blob DIR lacks is copied from a peer on its first request (once, however many ask), verified before the last\n" +
+    "byte reaches the client, and kept in DIR. Unless --no-fill, the rest is copied in the background (as load\n" +
+    "https://PEER would) and DIR's records say complete once it is all there. The process holds DIR while serving.",
   options: {
     "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload load completed (with --source: only for --tls)." },
     source: { type: "string", arg: "PATH", help: "Serve this archive or directory in place (built-in server)." },
@@ -241,9 +271,25 @@ export const serveCommand: Command<ServeCliOptions> = {
       help: "With --tls: an address the nodes reach host0 at (repeatable; 127.0.0.1 and ::1 are always included).",
     },
     "source-registry": { type: "string", arg: "HOST", help: "With --source: registry for image names that carry none." },
+    peer: {
+      type: "string",
+      arg: "URL",
+      multiple: true,
+      help: "With --data-dir: a peer isoload registry (https://HOST:PORT) to copy what DIR lacks from (repeatable).",
+    },
+    "no-fill": { type: "boolean", help: "With --peer: copy only what clients ask for, not the rest in the background." },
+    jobs: { type: "string", arg: "N", help: "With --peer: blobs the background fill copies at once (default 4)." },
+    ca: { type: "string", arg: "FILE", multiple: true, help: "With --peer: a CA the peers' certificates chain to (repeatable)." },
+    "certs-dir": {
+      type: "string",
+      arg: "DIR",
+      default: DEFAULT_CERTS_DIR,
+      help: "With --peer: a peer's CA is also looked for at DIR/HOST:PORT/ca.crt.",
+    },
   },
   examples: [
     "isoload serve --data-dir /var/lib/isoload",
+    "isoload serve --data-dir /var/lib/isoload --peer https://master-0:22625 --peer https://master-1:22625 --ca /etc/isoload/tls/ca.crt",
     "isoload serve --source /run/media/iso/images/mirror_000001.tar --listen 0.0.0.0:22625",
     "isoload serve --data-dir /var/lib/isoload --registry-command /usr/bin/docker-registry --tls --hostname host0.example.com --ip 192.168.111.20",
   ],
@@ -259,12 +305,16 @@ export const serveCommand: Command<ServeCliOptions> = {
     if (registryCommand || registryImage) {
       if (source) throw new UsageError("--source is served by the built-in server only");
       if (v["access-log"]) throw new UsageError("--access-log goes with the built-in server");
+      if (v.peer) throw new UsageError("--peer goes with the built-in server");
       return { server: "external", external: { dataDir: required(v, "data-dir"), registryCommand, registryImage, ...serving } };
     }
     const dataDir = str(v, "data-dir");
     if (!source && !dataDir) throw new UsageError("give --data-dir DIR, or --source PATH to serve an archive in place");
     // Found here, before the archive is indexed: the CA and certificate are kept in a data directory.
     if (serving.tls && !dataDir) throw new UsageError("--tls needs --data-dir DIR (with --source too): its CA and certificate live there");
+    const peerUrls = list(v, "peer");
+    if (!peerUrls.length) refuse(v, ["no-fill", "jobs", "ca"], "goes with --peer");
+    if (peerUrls.length && source) throw new UsageError("--peer goes with --data-dir, not --source");
     return {
       server: "builtin",
       source,
@@ -272,10 +322,39 @@ export const serveCommand: Command<ServeCliOptions> = {
       naming: { sourceRegistry: sourceRegistry(v) },
       serving,
       accessLog: v["access-log"] === true,
+      ...(peerUrls.length
+        ? {
+          peers: {
+            urls: peerUrls.map(parsePeerUrl),
+            trust: peerTrust(v),
+            jobs: parseJobs(v, DEFAULT_PEER_JOBS),
+            fill: v["no-fill"] !== true,
+          },
+        }
+        : {}),
     };
   },
   async run(o, log) {
     if (o.server === "external") return await serve(o.external, log);
+    if (o.peers) {
+      const peering = await servingWithPeers(
+        o.dataDir!,
+        { ...o.peers, listTimeoutMs: o.serving.readyTimeoutMs, listen: o.serving.listen },
+        log,
+      );
+      try {
+        return await runBuiltin(peering.built, {
+          listen: o.serving.listen,
+          tls: await builtinTls(o.dataDir, o.serving.tls),
+          readyTimeoutMs: o.serving.readyTimeoutMs,
+          accessLog: o.accessLog,
+          during: peering.during,
+          duringFallback: "with the peers behind the data directory",
+        }, log);
+      } finally {
+        peering.close();
+      }
+    }
     const built = o.source ? await contentInPlace(o.source, o.naming, log) : await contentFromDataDir(resolve(o.dataDir!));
     return await runBuiltin(built, {
       listen: o.serving.listen,

@@ -16,7 +16,7 @@ import { watchInterrupts } from "../util/interrupt.ts";
 import { planLayout } from "../store/layout_plan.ts";
 import { formatDuration, type Logger } from "../util/log.ts";
 import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../server/readiness.ts";
-import { requireServableRecords } from "../store/records.ts";
+import { type Records, requireServableRecords } from "../store/records.ts";
 import { startRegistryServer } from "../server/server.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
 import { archiveBlobs, firstOf, type ServedContent, servedContent, treeBlobs } from "../server/content.ts";
@@ -33,12 +33,16 @@ export interface BuiltinContent {
 
 /** DIR's tree, as its records and manifests describe it. */
 export async function contentFromDataDir(dataDir: string): Promise<BuiltinContent> {
-  const records = await requireServableRecords(dataDir);
+  return contentFromRecords(dataDir, await requireServableRecords(dataDir));
+}
+
+/** DIR's tree, as the given records describe it. */
+export async function contentFromRecords(dataDir: string, records: Records): Promise<BuiltinContent> {
   const store = new RegistryStore(dataDir);
   const manifests = await readManifests(store, records.images.map((i) => i.digest));
   const plan = planLayout(records.images, manifests, () => true, () => 0);
   return {
-    content: await servedContent(plan.links, manifests, treeBlobs(store)),
+    content: { ...await servedContent(plan.links, manifests, treeBlobs(store)), images: records.images },
     images: records.images,
     from: dataDir,
   };
@@ -70,12 +74,15 @@ export async function contentInPlace(source: string, naming: NamingOptions, log:
     const verified = index.verified();
     const inPlace = archiveBlobs(index.where, verified);
     return {
-      content: await servedContent(
-        plan.links,
-        manifests,
-        dataDir ? firstOf(treeBlobs(new RegistryStore(dataDir)), inPlace) : inPlace,
-        verified,
-      ),
+      content: {
+        ...await servedContent(
+          plan.links,
+          manifests,
+          dataDir ? firstOf(treeBlobs(new RegistryStore(dataDir)), inPlace) : inPlace,
+          verified,
+        ),
+        images: plan.images,
+      },
       images: plan.images,
       from: `${source} (in place)`,
     };
@@ -92,6 +99,8 @@ export interface BuiltinRunOptions {
   accessLog: boolean;
   /** Work to do while serving (the background load of `load --serve`); its failure is reported, serving goes on. */
   during?: () => Promise<unknown>;
+  /** What serving goes on from when `during` fails (default: the archive in place). */
+  duringFallback?: string;
 }
 
 /** TLS material for DIR, when asked for. */
@@ -166,7 +175,7 @@ export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions,
       () => log.info("The background load finished: every blob is now served from its verified copy in the data directory"),
       (e) => {
         code = e instanceof IsoloadError ? e.exitCode : ExitCode.internal;
-        log.warn(`the background load stopped (${describeError(e)}); still serving from the archive in place`);
+        log.warn(`the background load stopped (${describeError(e)}); still serving ${opts.duringFallback ?? "from the archive in place"}`);
       },
     );
     const sig = await stopped;

@@ -9,6 +9,7 @@ import type { Located, ServedContent } from "./content.ts";
 import { etagOf, notModified, rangeAnswer } from "./conditional.ts";
 import { API_HEADER, decodeSegment, RegistryError, type RepoRequest } from "./http.ts";
 import { hashLocated, rangeStream } from "./located_bytes.ts";
+import { copyStarted, growingStream } from "./growing_blob.ts";
 
 /** A part of a blob is only as good as the whole: a blob not yet verified is hashed whole first. */
 async function ensureVerified(content: ServedContent, l: Located, digest: string): Promise<void> {
@@ -43,7 +44,7 @@ function checkedBody(content: ServedContent, l: Located, digest: string, warn?: 
 
 /** The blobs handler over `content`; `warn` hears of a blob that failed its check. */
 export function blobsHandler(content: ServedContent, warn?: (msg: string) => void): (r: RepoRequest) => Promise<Response> {
-  return async (r) => {
+  const handler = async (r: RepoRequest): Promise<Response> => {
     const digest = decodeSegment(r.ref, "DIGEST_INVALID");
     if (!isDigest(digest)) throw new RegistryError(400, "DIGEST_INVALID", `invalid digest ${JSON.stringify(digest)}`);
     const known = r.repo.blobs.has(digest) || r.repo.manifests.has(digest);
@@ -63,6 +64,16 @@ export function blobsHandler(content: ServedContent, warn?: (msg: string) => voi
       return new Response(null, { status: 416, headers: { ...base, "Content-Range": `bytes */${l.size}` } });
     }
     if (r.head) return new Response(null, { headers: { ...base, "Content-Length": String(l.size) } });
+    if (l.growing) {
+      // Still being copied in from a peer: a range waits for the verified copy; a whole blob follows the copy as it lands.
+      const unavailable = () => new RegistryError(404, "BLOB_UNKNOWN", `blob ${digest} is not here and no peer could give it`);
+      if (range.kind === "part" ? !(await l.growing.done.then(() => true, () => false)) : !(await copyStarted(l.growing))) {
+        throw unavailable();
+      }
+      if (range.kind === "part") return await handler(r);
+      const stream = growingStream(l.growing, digest, l.size, l.file, (why) => warn?.(`blob ${digest}: ${why}; the download was cut`));
+      return new Response(stream, { headers: { ...base, "Content-Length": String(l.size) } });
+    }
     if (range.kind === "part") {
       await ensureVerified(content, l, digest);
       const length = range.end - range.start + 1;
@@ -75,4 +86,5 @@ export function blobsHandler(content: ServedContent, warn?: (msg: string) => voi
     const body = verified ? await wholeBody(l) : checkedBody(content, l, digest, warn);
     return new Response(body, { headers: { ...base, "Content-Length": String(l.size) } });
   };
+  return handler;
 }

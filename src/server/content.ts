@@ -4,6 +4,7 @@
  * the storage tree is written from), and a way to find each blob's bytes —
  * in DIR's tree, in the archive in place, or the first of the two that has it.
  */
+import type { LoadedImage } from "../image/loaded_image.ts";
 import type { RegistryStore } from "../store/storage_tree.ts";
 import type { BlobLocation } from "../archive/source.ts";
 import type { ParsedManifest } from "../image/manifest.ts";
@@ -50,6 +51,8 @@ export interface ServedContent {
   bad: Set<string>;
   /** Digests checked against their bytes. */
   verified: Set<string>;
+  /** The images with their source names, for replicas (`GET /v2/_isoload/images`, see peer/peer.ts). */
+  images?: LoadedImage[];
 }
 
 /** One entry of a referrers index (OCI distribution-spec 1.1, "Listing Referrers"). */
@@ -114,6 +117,16 @@ export async function servedContent(
 /** Where a blob's bytes are, and whether they were verified against the digest already. */
 export interface Located extends BlobLocation {
   verified: boolean;
+  /** Set while the blob is still being copied in (from a peer): its bytes appear in a temp file as they arrive. */
+  growing?: GrowingBlob;
+}
+
+/** A blob being written through the storage tree's writer, followed by readers as it grows. */
+export interface GrowingBlob {
+  /** Bytes of the current attempt written so far, which attempt, and its temp file. */
+  progress: { readonly written: number; readonly attempt: number; readonly tmp?: string };
+  /** Resolves once the blob is verified at its final path (`file`); rejects when no attempt succeeded. */
+  done: Promise<void>;
 }
 
 /** Finds blobs' bytes. */

@@ -10,6 +10,7 @@ import { ALLOWED_METHODS, errorResponse, jsonResponse, rawPath, RegistryError, t
 import { manifestsHandler } from "./manifests.ts";
 import { referrersList } from "./referrers.ts";
 import { catalogList, tagsList } from "./tags.ts";
+import { PEER_IMAGES_PATH } from "../peer/peer.ts";
 
 // distribution/reference's path component grammar: no "..", no "." segment, no empty parts, no encoded anything.
 const NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
@@ -40,6 +41,7 @@ export function registryHandler(
     const path = rawPath(target);
     if (path === "/v2/" || path === "/v2") return jsonResponse({}, head);
     if (path === "/v2/_catalog") return catalogList(content, url, head);
+    if (path === PEER_IMAGES_PATH) return jsonResponse({ images: content.images ?? [] }, head);
     const m = REPO_ROUTE.exec(path);
     if (!m) throw new RegistryError(404, "NOT_FOUND", `no such endpoint ${path}`);
     const [, name, kind, ref] = m;

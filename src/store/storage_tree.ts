@@ -43,6 +43,11 @@ export class RegistryStore {
     return join(this.v2, blobDataPath(digest));
   }
 
+  /** The temp file a blob is written to before its rename (one writer per digest at a time: one process holds DIR). */
+  tempPath(digest: string): string {
+    return join(this.tmpDir, `${digestHex(digest)}.${Deno.pid}`);
+  }
+
   /** The size of a blob in place, or undefined when it is absent. */
   async blobSize(digest: string): Promise<number | undefined> {
     try {
@@ -73,8 +78,7 @@ export class RegistryStore {
         `Cannot write blob ${digest} (${label}, ${formatBytes(size)}): the filesystem of ${this.root} has only ${formatBytes(free)} free`,
       );
     }
-    const hex = digestHex(digest);
-    const tmp = join(this.tmpDir, `${hex}.${Deno.pid}`);
+    const tmp = this.tempPath(digest);
     const hasher = newHasher();
     let written = 0;
     let file: Deno.FsFile | undefined;

@@ -1,0 +1,154 @@
+/**
+ * Benchmark of replication from a peer (`isoload load http://PEER --data-dir
+ * DIR`) against `skopeo sync` of the same images from the same registry, and
+ * against fetching every blob with parallel curl (the floor: no verification,
+ * no fsync, no layout). The peer is isoload's built-in registry serving a
+ * loaded DIR on 127.0.0.1.
+ *
+ * skopeo sync goes docker → dir: the cheapest destination skopeo has (files,
+ * no registry doing its own writes and hashing behind an HTTP push), so the
+ * ratio is against skopeo at its fastest. docker → docker would add a second
+ * server's work that isoload does not have.
+ *
+ * Usage: deno run -A bench/replicate_bench.ts [--images N] [--layer-mb M] [--runs R] [--jobs J] [--out DIR]
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { buildLargeLayout, tarDirectory } from "../tools/payload.ts";
+import { mirrorRepositoryFor } from "../src/image/reference.ts";
+import { Bench, isoloadArgs, mb, type Measure } from "./_measure.ts";
+
+const args = parseArgs({
+  args: Deno.args,
+  options: {
+    images: { type: "string", default: "40" },
+    "layer-mb": { type: "string", default: "26" },
+    runs: { type: "string", default: "3" },
+    jobs: { type: "string", default: "4" },
+    out: { type: "string" },
+    keep: { type: "boolean" },
+  },
+});
+const images = Number(args.values.images);
+const layerBytes = Number(args.values["layer-mb"]) * 1_000_000;
+const runs = Number(args.values.runs);
+const jobs = Number(args.values.jobs);
+const root = new URL("..", import.meta.url).pathname;
+const work = args.values.out ?? await Deno.makeTempDir({ prefix: "isoload-replbench-" });
+const bench = new Bench(work, runs);
+const isoload = [Deno.execPath(), ...isoloadArgs()];
+
+console.log(`bench: generating ${images} images × ${layerBytes / 1e6} MB in ${work}`);
+const fixture = await buildLargeLayout(join(work, "layout"), images, layerBytes);
+const archive = join(work, "payload.tar");
+await tarDirectory(fixture.dir, archive);
+await Deno.remove(fixture.dir, { recursive: true });
+const peerDir = join(work, "peer");
+await bench.timed(isoload[0], [...isoload.slice(1), "load", archive, "--data-dir", peerDir, "--no-registries-conf", "--quiet"]);
+await Deno.remove(archive);
+const records = JSON.parse(await Deno.readTextFile(join(peerDir, "isoload", "images.json")));
+
+// The peer: the built-in registry over the loaded DIR.
+const port = 20000 + Math.floor(Math.random() * 20000);
+const peer = new Deno.Command(isoload[0], {
+  args: [...isoload.slice(1), "serve", "--data-dir", peerDir, "--listen", `127.0.0.1:${port}`],
+  stdout: "null",
+  stderr: "piped",
+}).spawn();
+{
+  const reader = peer.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!/Registry ready/.test(seen)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the peer ended before ready: ${seen}`);
+    seen += value;
+  }
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+}
+const base = `http://127.0.0.1:${port}`;
+
+// Every blob and manifest by digest, with the repository to ask for it in: the curl floor's list.
+const blobs = new Map<string, { repo: string; size: number }>();
+for (const img of records.images) {
+  const path = (d: string) => join(peerDir, "docker/registry/v2/blobs/sha256", d.slice(7, 9), d.slice(7), "data");
+  const visit = async (d: string) => {
+    blobs.set(d, { repo: img.repository, size: (await Deno.stat(path(d))).size });
+    const m = JSON.parse(await Deno.readTextFile(path(d)));
+    for (const c of m.manifests ?? []) await visit(c.digest);
+    for (const l of [...(m.config ? [m.config] : []), ...(m.layers ?? [])]) blobs.set(l.digest, { repo: img.repository, size: l.size });
+  };
+  await visit(img.digest);
+}
+const totalBytes = [...blobs.values()].reduce((n, b) => n + b.size, 0);
+console.log(`bench: peer serves ${records.images.length} images, ${blobs.size} blobs, ${(totalBytes / 1e9).toFixed(2)} GB at ${base}`);
+// Warm the peer's page cache, so every contender reads from memory.
+await bench.timed("bash", ["-c", `cat ${join(peerDir, "docker/registry/v2/blobs")}/*/*/*/data > /dev/null`]);
+
+const curlConfig = join(work, "curl.cfg");
+const dest = join(work, "dest");
+await Deno.writeTextFile(
+  curlConfig,
+  [...blobs].map(([d, b], i) => `url = "${base}/v2/${b.repo}/blobs/${d}"\noutput = "${dest}/${i}"\n`).join(""),
+);
+const syncYaml = join(work, "sync.yaml");
+await Deno.writeTextFile(
+  syncYaml,
+  `127.0.0.1:${port}:\n  tls-verify: false\n  images:\n` +
+    records.images.map((i: { repository: string; source: string; tags: string[] }) =>
+      `    ${mirrorRepositoryFor(i.source)}: [${i.tags.map((t) => JSON.stringify(t)).join(", ")}]\n`
+    ).join(""),
+);
+
+const rows: [string, Measure][] = [];
+const measure = async (label: string, argv: () => string[], cmd: string) => {
+  const m = await bench.median(async () => {
+    await Deno.remove(dest, { recursive: true }).catch(() => {});
+    await Deno.mkdir(dest, { recursive: true });
+    return argv();
+  }, cmd);
+  rows.push([label, m]);
+  console.log(`bench: ${label}: ${m.wallS.toFixed(2)} s, ${mb(m.maxRssKb)}`);
+};
+
+await measure(
+  `parallel curl, ${jobs} at once (floor)`,
+  () => ["--parallel", "--parallel-max", String(jobs), "--fail", "-s", "-K", curlConfig],
+  "curl",
+);
+await measure(
+  "skopeo sync docker → dir",
+  () => ["sync", "--src", "yaml", "--dest", "dir", "--scoped", "--all", "--preserve-digests", syncYaml, dest],
+  "skopeo",
+);
+await measure(
+  `isoload load ${base} (--jobs ${jobs})`,
+  () => [...isoload.slice(1), "load", base, "--data-dir", dest, "--no-registries-conf", "--quiet", "--jobs", String(jobs)],
+  isoload[0],
+);
+// The re-run over the complete DIR the last run left.
+rows.push([
+  "isoload load, re-run on the complete DIR",
+  await bench.timed(isoload[0], [...isoload.slice(1), "load", base, "--data-dir", dest, "--no-registries-conf", "--quiet"]),
+]);
+peer.kill("SIGTERM");
+await peer.status;
+
+const floor = rows[0][1].wallS;
+const sync = rows[1][1].wallS;
+const table = [
+  `Replicating ${records.images.length} images (${blobs.size} blobs, ${(totalBytes / 1e9).toFixed(2)} GB) from isoload's built-in`,
+  `registry on 127.0.0.1 into ${work} (median wall of ${runs}, largest peak RSS):`,
+  "",
+  "| contender | wall | × skopeo sync | × curl floor (floor ÷ this) | peak RSS |",
+  "| --- | --- | --- | --- | --- |",
+  ...rows.map(([label, m]) =>
+    `| ${label} | ${m.wallS.toFixed(2)} s | ${(m.wallS / sync).toFixed(2)} | ${(floor / m.wallS).toFixed(2)} | ${mb(m.maxRssKb)} |`
+  ),
+  "",
+].join("\n");
+await Deno.mkdir(join(root, "bench", "out"), { recursive: true });
+await Deno.writeTextFile(join(root, "bench", "out", "replicate_bench.md"), table);
+console.log(table);
+if (!args.values.keep && !args.values.out) await Deno.remove(work, { recursive: true });

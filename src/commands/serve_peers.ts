@@ -1,0 +1,138 @@
+/**
+ * `isoload serve --data-dir DIR --peer URL…`: serve at once, whatever DIR
+ * holds. The image list comes from the peers (or DIR's records when no peer
+ * answers and DIR is complete); every manifest is copied into DIR first (they
+ * are small), and a blob DIR lacks is copied from a peer on its first request,
+ * the response following the copy as it lands. With fill (the default) the
+ * rest is copied in the background, as `load https://PEER` would, and DIR's
+ * records say complete at the end. DIR is held (its lock) while serving:
+ * this process is its only writer.
+ */
+import { resolve } from "node:path";
+import { planLayout } from "../store/layout_plan.ts";
+import { readRecords, type Records, writeRecords } from "../store/records.ts";
+import { RegistryStore } from "../store/storage_tree.ts";
+import { lockDataDir } from "../store/lock.ts";
+import { servedContent } from "../server/content.ts";
+import { EnvironmentError } from "../util/errors.ts";
+import { watchInterrupts } from "../util/interrupt.ts";
+import { formatDuration, type Logger } from "../util/log.ts";
+import { Peer, type PeerTrust } from "../peer/peer.ts";
+import { peerBackedBlobs } from "../peer/peer_blobs.ts";
+import { PeerFetcher } from "../peer/peer_fetcher.ts";
+import { copyManifests, listFromPeers, neededBlobs, type PeerList } from "../peer/replicate.ts";
+import { loadLocked } from "./load_registry.ts";
+import { type BuiltinContent, contentFromRecords } from "./serve_builtin.ts";
+
+/** Options of serving with peers. */
+export interface ServePeersOptions {
+  urls: URL[];
+  trust: PeerTrust;
+  /** Blobs the background fill copies at once. */
+  jobs: number;
+  /** Copy everything in the background (true), or only what is asked for. */
+  fill: boolean;
+  /** How long to keep asking the peers for their image list when DIR cannot be served alone. */
+  listTimeoutMs: number;
+  /** The address served, recorded as the mirror in DIR's records. */
+  listen: string;
+}
+
+/** What `serve --peer` runs: the content, the background fill, and what to release once serving stops. */
+export interface PeerServing {
+  built: BuiltinContent;
+  during?: () => Promise<unknown>;
+  close(): void;
+}
+
+/** Asks the peers for their list until one answers or `timeoutMs` passes; undefined if none did. */
+async function listWithin(peers: Peer[], timeoutMs: number, canWait: boolean, log: Logger): Promise<PeerList | undefined> {
+  const end = Date.now() + timeoutMs;
+  for (let round = 0;; round++) {
+    try {
+      return await listFromPeers(peers);
+    } catch (e) {
+      if (!(e instanceof EnvironmentError)) throw e;
+      if (!canWait) {
+        log.warn(`${e.message}; serving what the data directory holds`);
+        return undefined;
+      }
+      if (Date.now() > end) throw e;
+      if (round % 10 === 0) log.info(`Waiting for a peer to answer: ${e.message}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+/** Prepares serving DIR with peers behind it. Holds DIR until `close()`. */
+export async function servingWithPeers(dir: string, opts: ServePeersOptions, log: Logger): Promise<PeerServing> {
+  const dataDir = resolve(dir);
+  const store = new RegistryStore(dataDir);
+  const lock = await lockDataDir(store.stateDir, `serve ${dataDir} with peers`);
+  const interrupts = watchInterrupts();
+  const peers: Peer[] = [];
+  const close = () => {
+    peers.forEach((p) => p.close());
+    interrupts.dispose();
+    lock.release();
+  };
+  try {
+    const started = performance.now();
+    await store.clearTemp();
+    for (const u of opts.urls) peers.push(await Peer.open(u, opts.trust));
+    const previous = await readRecords(dataDir);
+    const list = await listWithin(peers, opts.listTimeoutMs, previous?.complete !== true, log);
+    if (!list) return { built: await contentFromRecords(dataDir, previous!), close };
+
+    // Anything written makes the records say "unfinished" until the fill completes them.
+    store.beforeWrite = async () => {
+      const r: Records = previous ?? { version: 1, complete: false, images: [], blobs: 0, bytes: 0, loads: [] };
+      await writeRecords(dataDir, { ...r, complete: false });
+    };
+    const fetcher = new PeerFetcher(peers, store, { signal: interrupts.signal, warn: (m) => log.warn(m) });
+    const { manifests } = await copyManifests(list.images, store, fetcher, opts.jobs);
+    const needed = new Map(neededBlobs(list.images, manifests).map((b) => [b.digest, b]));
+    const sizes = new Map([...needed].map(([d, b]) => [d, b.size]));
+    for (const d of manifests.keys()) sizes.set(d, (await store.blobSize(d)) ?? 0);
+    const candidates = list.images.map(({ source, repository, digest, tags, mediaType }) => ({
+      source,
+      repository,
+      digest,
+      tags,
+      mediaType,
+    }));
+    const plan = planLayout(candidates, manifests, (d) => sizes.has(d), (d) => sizes.get(d) ?? 0);
+    let local = 0;
+    for (const b of needed.values()) if ((await store.blobSize(b.digest)) === b.size) local++;
+    log.info(
+      `Serving ${plan.images.length} images of ${list.from.name} from ${dataDir} (${local} of ${needed.size} blobs here, ` +
+        `the rest copied from ${peers.map((p) => p.name).join(", ")} as asked${opts.fill ? " and in the background" : ""}) ` +
+        `after ${formatDuration(performance.now() - started)}`,
+    );
+    const built: BuiltinContent = {
+      content: { ...await servedContent(plan.links, manifests, peerBackedBlobs(store, fetcher, needed)), images: plan.images },
+      images: plan.images,
+      from: `${dataDir} and peers`,
+    };
+    const fill = () =>
+      loadLocked(
+        store,
+        undefined,
+        undefined,
+        {
+          source: "",
+          dataDir,
+          mirror: opts.listen,
+          naming: {},
+          insecure: true,
+          peers: { urls: opts.urls, trust: opts.trust, jobs: opts.jobs, session: { peers, list, fetcher } },
+        },
+        interrupts.signal,
+        log,
+      );
+    return { built, during: opts.fill ? fill : undefined, close };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}

@@ -1,0 +1,308 @@
+/**
+ * A peer isoload registry seen as a source: its image list (with the source
+ * names a load from the archive gave them), manifests and blobs by digest,
+ * over HTTP or HTTPS trusting the cluster CA. Network and HTTP failures are
+ * PeerError (try another peer); bytes that do not hash to their digest are
+ * the caller's to detect (the storage tree writer does it as it writes).
+ */
+import { join } from "node:path";
+import { isDigest } from "../image/digest.ts";
+import type { ImageCandidate } from "../archive/format.ts";
+import { isRepositoryPath, isTag, parseReference, repositoryOf } from "../image/reference.ts";
+import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from "../image/manifest.ts";
+import { describeError, EnvironmentError, UsageError } from "../util/errors.ts";
+
+/** The path of isoload's image-list extension: `_`-prefixed, so no repository name can collide with it (as `_catalog`). */
+export const PEER_IMAGES_PATH = "/v2/_isoload/images";
+
+/** What the image-list extension answers. */
+export interface PeerImageList {
+  images: (ImageCandidate & { children?: string[] })[];
+}
+
+/** A peer could not give what was asked (unreachable, went away, HTTP error): another peer may. */
+export class PeerError extends EnvironmentError {
+  constructor(readonly peer: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+/** Where the CA that peers' certificates chain to comes from. */
+export interface PeerTrust {
+  /** containers' certs.d layout: `DIR/HOST:PORT/ca.crt` for each peer (absent files are skipped). */
+  certsDir?: string;
+  /** CA files trusted for every peer (`--ca FILE`, `--tls-dir DIR`'s ca.crt). */
+  caFiles: string[];
+}
+
+/** How long a peer may stay silent (no response headers, no body bytes) before it counts as gone. */
+export const PEER_IDLE_MS = 30_000;
+
+/** Checks a peer address: `http(s)://HOST:PORT` with nothing after it. UsageError otherwise. */
+export function parsePeerUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`a peer must be http://HOST:PORT or https://HOST:PORT, got ${JSON.stringify(text)}`);
+  }
+  if ((url.protocol !== "https:" && url.protocol !== "http:") || url.username || url.password || url.search || url.hash) {
+    throw new UsageError(`a peer must be http://HOST:PORT or https://HOST:PORT, got ${JSON.stringify(text)}`);
+  }
+  if (url.pathname !== "/" && url.pathname !== "") throw new UsageError(`a peer address carries no path, got ${JSON.stringify(text)}`);
+  return url;
+}
+
+/** True when a command-line source names a peer registry rather than a file. */
+export function isPeerAddress(text: string): boolean {
+  return /^https?:\/\//i.test(text);
+}
+
+/** `HOST:PORT` of a peer URL, with the scheme's default port filled in (the certs.d directory name). */
+export function peerHostPort(url: URL): string {
+  return `${url.hostname}:${url.port || (url.protocol === "https:" ? "443" : "80")}`;
+}
+
+function checkCandidate(v: unknown, i: number): ImageCandidate & { children?: string[] } {
+  const img = v as Record<string, unknown>;
+  const bad = (what: string) => new SyntaxError(`images[${i}] ${what}`);
+  if (!img || typeof img !== "object") throw bad("is not an object");
+  const { source, repository, digest, tags, mediaType, children } = img;
+  const ref = typeof source === "string" ? parseReference(source) : undefined;
+  if (!ref || !ref.domain || ref.tag || ref.digest || repositoryOf(ref) !== source) throw bad("has no valid source repository");
+  if (typeof repository !== "string" || !isRepositoryPath(repository)) throw bad("has no valid repository name");
+  if (typeof digest !== "string" || !isDigest(digest)) throw bad("has no valid digest");
+  if (!Array.isArray(tags) || !tags.every((t) => typeof t === "string" && isTag(t))) throw bad("has invalid tags");
+  if (children !== undefined && (!Array.isArray(children) || !children.every((c) => typeof c === "string" && isDigest(c)))) {
+    throw bad("has invalid children");
+  }
+  return {
+    source: source as string,
+    repository,
+    digest,
+    tags: [...tags] as string[],
+    mediaType: typeof mediaType === "string" ? mediaType : "",
+    ...(children ? { children: [...children] as string[] } : {}),
+  };
+}
+
+/** Reads a file if it exists. */
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw new EnvironmentError(`Cannot read CA file ${path}`, { cause: e });
+  }
+}
+
+/** One peer registry. */
+export class Peer {
+  /** `https://HOST:PORT`, for messages and records. */
+  readonly name: string;
+  #client?: Deno.HttpClient;
+
+  private constructor(readonly url: URL, client: Deno.HttpClient | undefined) {
+    this.name = url.origin;
+    this.#client = client;
+  }
+
+  /** A peer with its own HTTP client, trusting the CAs `trust` names for it. */
+  static async open(url: URL, trust: PeerTrust): Promise<Peer> {
+    const cas: string[] = [];
+    if (url.protocol === "https:") {
+      for (const f of trust.caFiles) {
+        const pem = await readIfExists(f);
+        if (pem === undefined) throw new EnvironmentError(`Cannot trust peers with ${f}: no such file`);
+        cas.push(pem);
+      }
+      if (trust.certsDir) {
+        const pem = await readIfExists(join(trust.certsDir, peerHostPort(url), "ca.crt"));
+        if (pem !== undefined) cas.push(pem);
+      }
+    }
+    return new Peer(url, cas.length ? Deno.createHttpClient({ caCerts: cas }) : undefined);
+  }
+
+  /** Releases the HTTP client. */
+  close(): void {
+    this.#client?.close();
+    this.#client = undefined;
+  }
+
+  /**
+   * GET a path; resolves once headers arrive. The body's reads share the same
+   * idle timer: a peer silent for PEER_IDLE_MS is aborted (PeerError).
+   */
+  async #get(path: string, what: string, accept?: string): Promise<Got> {
+    const ctl = new AbortController();
+    let timer = setTimeout(() => ctl.abort(), PEER_IDLE_MS);
+    const done = () => clearTimeout(timer);
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.url), {
+        client: this.#client,
+        signal: ctl.signal,
+        headers: accept ? { Accept: accept } : {},
+      });
+    } catch (e) {
+      done();
+      throw new PeerError(this.name, `Cannot get ${what} from ${this.name}: ${ctl.signal.aborted ? "no answer in time" : describe(e)}`, {
+        cause: e,
+      });
+    }
+    if (res.status !== 200) {
+      done();
+      await res.body?.cancel().catch(() => {});
+      throw new PeerError(this.name, `Cannot get ${what} from ${this.name}: HTTP ${res.status}`);
+    }
+    // Each body chunk restarts the idle timer (readers call touch).
+    const touch = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => ctl.abort(), PEER_IDLE_MS);
+    };
+    return { res, done, touch, aborted: () => ctl.signal.aborted };
+  }
+
+  /** The images the peer serves, with their source names. */
+  async images(): Promise<(ImageCandidate & { children?: string[] })[]> {
+    const what = "the image list";
+    let got;
+    try {
+      got = await this.#get(PEER_IMAGES_PATH, what);
+    } catch (e) {
+      if (e instanceof PeerError && /HTTP 404$/.test(e.message)) {
+        throw new PeerError(
+          this.name,
+          `Cannot get the image list from ${this.name}: it is not an isoload registry (no ${PEER_IMAGES_PATH})`,
+        );
+      }
+      throw e;
+    }
+    let list: PeerImageList;
+    try {
+      const bytes = await this.#readAll(got, MAX_LIST_BYTES, what);
+      const v = JSON.parse(new TextDecoder().decode(bytes));
+      if (!v || !Array.isArray(v.images)) throw new SyntaxError("no images array");
+      list = { images: v.images.map(checkCandidate) };
+    } catch (e) {
+      if (e instanceof PeerError) throw e;
+      throw new PeerError(this.name, `Cannot read the image list of ${this.name}: ${describe(e)}`, { cause: e });
+    } finally {
+      got.done();
+    }
+    return list.images;
+  }
+
+  async #readAll(got: Got, max: number, what: string): Promise<Uint8Array> {
+    const parts: Uint8Array[] = [];
+    let n = 0;
+    try {
+      for await (const c of got.res.body!) {
+        got.touch();
+        n += c.length;
+        if (n > max) throw new SyntaxError(`${what} is more than ${max} bytes`);
+        parts.push(c);
+      }
+    } catch (e) {
+      if (e instanceof SyntaxError) throw e;
+      throw new PeerError(this.name, `Cannot get ${what} from ${this.name}: ${got.aborted() ? "it stopped sending" : describe(e)}`, {
+        cause: e,
+      });
+    }
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (const p of parts) out.set(p, (o += p.length) - p.length);
+    return out;
+  }
+
+  /** A manifest's bytes, unverified (the caller checks the digest). */
+  async manifest(repository: string, digest: string): Promise<Uint8Array> {
+    const what = `manifest ${repository}@${digest}`;
+    const got = await this.#get(`/v2/${repository}/manifests/${digest}`, what, MANIFEST_ACCEPT);
+    try {
+      return await this.#readAll(got, MAX_MANIFEST_BYTES, what);
+    } catch (e) {
+      if (e instanceof SyntaxError) throw new PeerError(this.name, `Cannot get ${what} from ${this.name}: ${e.message}`);
+      throw e;
+    } finally {
+      got.done();
+    }
+  }
+
+  /**
+   * A blob's bytes as chunks of up to 1 MiB, unverified. Ending before `size`
+   * bytes, or going silent, is a PeerError raised from the iteration.
+   */
+  async blob(repository: string, digest: string, size: number): Promise<AsyncIterable<Uint8Array>> {
+    const what = `blob ${digest}`;
+    const got = await this.#get(`/v2/${repository}/blobs/${digest}`, what);
+    const length = got.res.headers.get("Content-Length");
+    if (length !== null && Number(length) !== size) {
+      got.done();
+      await got.res.body?.cancel().catch(() => {});
+      throw new PeerError(this.name, `Cannot get ${what} from ${this.name}: it offers ${length} bytes, the manifest says ${size}`);
+    }
+    const name = this.name;
+    return {
+      async *[Symbol.asyncIterator]() {
+        // Fetch hands over small chunks: gathered into 1 MiB so hashing and writing go in large steps. The consumer is
+        // done with a chunk when it asks for the next (the writer has hashed and written it), so one buffer serves.
+        const buf = new Uint8Array(Math.min(size, CHUNK) || 1);
+        let fill = 0;
+        let total = 0;
+        const reader = got.res.body!.getReader();
+        try {
+          for (;;) {
+            let r;
+            try {
+              r = await reader.read();
+            } catch (e) {
+              throw new PeerError(name, `Cannot get ${what} from ${name}: ${got.aborted() ? "it stopped sending" : describe(e)}`, {
+                cause: e,
+              });
+            }
+            if (r.done) break;
+            got.touch();
+            let c = r.value;
+            total += c.length;
+            while (c.length) {
+              const n = Math.min(c.length, buf.length - fill);
+              buf.set(c.subarray(0, n), fill);
+              fill += n;
+              c = c.subarray(n);
+              if (fill === buf.length) {
+                yield buf;
+                fill = 0;
+              }
+            }
+          }
+          if (fill) yield buf.subarray(0, fill);
+          if (total < size) throw new PeerError(name, `Cannot get ${what} from ${name}: it sent ${total} of ${size} bytes and stopped`);
+        } finally {
+          got.done();
+          reader.releaseLock();
+          await got.res.body?.cancel().catch(() => {});
+        }
+      },
+    };
+  }
+}
+
+const CHUNK = 1 << 20;
+
+/** A response whose headers arrived, with its idle timer. */
+interface Got {
+  res: Response;
+  /** Stops the idle timer. */
+  done: () => void;
+  /** Restarts the idle timer (a chunk arrived). */
+  touch: () => void;
+  aborted: () => boolean;
+}
+/** The image list of a release with every operator is a few MB at most. */
+const MAX_LIST_BYTES = 64 << 20;
+
+function describe(e: unknown): string {
+  return describeError(e);
+}
