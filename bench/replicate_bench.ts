@@ -10,39 +10,40 @@
  * ratio is against skopeo at its fastest. docker → docker would add a second
  * server's work that isoload does not have.
  *
- * Usage: deno run -A bench/replicate_bench.ts [--images N] [--layer-mb M] [--runs R] [--jobs J] [--out DIR]
+ * The payload is the release-like one (tools/release_payload.ts: 190 images,
+ * shared base layers, log-uniform layer sizes) as an oc-mirror archive, so
+ * the peer's repositories are mirror paths and the source names come from
+ * the image list, as in a real install.
+ *
+ * Usage: deno run -A bench/replicate_bench.ts [--size 1G] [--runs R] [--jobs J] [--out DIR]
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { buildLargeLayout, tarDirectory } from "../tools/payload.ts";
-import { mirrorRepositoryFor } from "../src/image/reference.ts";
+import { parseSize, planRelease, writeRelease } from "../tools/release_payload.ts";
 import { Bench, isoloadArgs, mb, type Measure } from "./_measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
   options: {
-    images: { type: "string", default: "40" },
-    "layer-mb": { type: "string", default: "26" },
+    size: { type: "string", default: "1G" },
     runs: { type: "string", default: "3" },
     jobs: { type: "string", default: "4" },
     out: { type: "string" },
     keep: { type: "boolean" },
   },
 });
-const images = Number(args.values.images);
-const layerBytes = Number(args.values["layer-mb"]) * 1_000_000;
+const totalBytes0 = parseSize(args.values.size!);
 const runs = Number(args.values.runs);
 const jobs = Number(args.values.jobs);
 const root = new URL("..", import.meta.url).pathname;
 const work = args.values.out ?? await Deno.makeTempDir({ prefix: "isoload-replbench-" });
+await Deno.mkdir(work, { recursive: true });
 const bench = new Bench(work, runs);
 const isoload = [Deno.execPath(), ...isoloadArgs()];
 
-console.log(`bench: generating ${images} images × ${layerBytes / 1e6} MB in ${work}`);
-const fixture = await buildLargeLayout(join(work, "layout"), images, layerBytes);
+console.log(`bench: generating a ${args.values.size} release-like oc-mirror archive in ${work}`);
 const archive = join(work, "payload.tar");
-await tarDirectory(fixture.dir, archive);
-await Deno.remove(fixture.dir, { recursive: true });
+await writeRelease(planRelease({ totalBytes: totalBytes0 }), { out: archive, format: "oc-mirror" });
 const peerDir = join(work, "peer");
 await bench.timed(isoload[0], [...isoload.slice(1), "load", archive, "--data-dir", peerDir, "--no-registries-conf", "--quiet"]);
 await Deno.remove(archive);
@@ -96,9 +97,13 @@ const syncYaml = join(work, "sync.yaml");
 await Deno.writeTextFile(
   syncYaml,
   `127.0.0.1:${port}:\n  tls-verify: false\n  images:\n` +
-    records.images.map((i: { repository: string; source: string; tags: string[] }) =>
-      `    ${mirrorRepositoryFor(i.source)}: [${i.tags.map((t) => JSON.stringify(t)).join(", ")}]\n`
-    ).join(""),
+    // Each repository once, with its tags or, for digest-only images, their digests.
+    Object.entries(
+      (records.images as { repository: string; digest: string; tags: string[] }[]).reduce((m, i) => {
+        (m[i.repository] ??= []).push(...(i.tags.length ? i.tags : [i.digest]));
+        return m;
+      }, {} as Record<string, string[]>),
+    ).map(([repo, refs]) => `    ${repo}: [${refs.map((r) => JSON.stringify(r)).join(", ")}]\n`).join(""),
 );
 
 const rows: [string, Measure][] = [];
