@@ -7,6 +7,7 @@ import { parseArgs } from "node:util";
 import type { Command, OptionSpec, Values } from "./commands/_command.ts";
 import { inspectCommand } from "./commands/inspect.ts";
 import { loadCommand } from "./commands/load.ts";
+import { machineConfigsCommand } from "./commands/machine_configs.ts";
 import { mirrorConfigCommand } from "./commands/mirror_config.ts";
 import { registriesConfCommand } from "./commands/registries_conf.ts";
 import { serveCommand } from "./commands/serve.ts";
@@ -36,6 +37,7 @@ export const COMMANDS: Record<string, Command<any>> = {
   status: statusCommand,
   verify: verifyCommand,
   "mirror-config": mirrorConfigCommand,
+  "machine-configs": machineConfigsCommand,
 };
 
 function optionHelp(name: string, o: OptionSpec): string {

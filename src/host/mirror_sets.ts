@@ -5,16 +5,20 @@ import type { LoadedImage } from "../image/loaded_image.ts";
 /** The kinds `mirror-config` writes. */
 export type MirrorSetKind = "idms" | "itms" | "icsp";
 
-/** One YAML document mapping every source repository to its mirror. */
-export function renderMirrorSet(images: LoadedImage[], mirrorHost: string, kind: MirrorSetKind, name = "isoload"): string {
+/**
+ * One YAML document mapping every source repository to its mirror, or to
+ * several mirrors (hosts, tried in the order given).
+ */
+export function renderMirrorSet(images: LoadedImage[], mirrorHost: string | string[], kind: MirrorSetKind, name = "isoload"): string {
+  const hosts = typeof mirrorHost === "string" ? [mirrorHost] : mirrorHost;
   const bySource = new Map<string, string>();
   for (const img of images) {
     if (kind === "itms" && img.tags.length === 0) continue;
-    bySource.set(img.source, `${mirrorHost}/${img.repository}`);
+    bySource.set(img.source, img.repository);
   }
-  const entries = [...bySource.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([source, mirror]) => ({
+  const entries = [...bySource.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([source, repository]) => ({
     source,
-    mirrors: [mirror],
+    mirrors: hosts.map((h) => `${h}/${repository}`),
   }));
   const doc = kind === "idms"
     ? { apiVersion: "config.openshift.io/v1", kind: "ImageDigestMirrorSet", metadata: { name }, spec: { imageDigestMirrors: entries } }
