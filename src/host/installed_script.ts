@@ -80,6 +80,9 @@ iso_archive=${q(o.isoArchive)}
 tls_dir=${q(o.tlsDir)}
 data_dir=${q(o.dataDir)}
 listen=${q(o.listen)}
+# Peers may still be starting: this many rounds over the sources, this many seconds apart.
+rounds=10
+pause=10
 peers=(${o.peers.map(q).join(" ")})
 
 say() { echo "isoload-boot: $*" >&2; }
@@ -136,8 +139,7 @@ get_binary() {
   tmp=$(mktemp "$(dirname "$binary")/.isoload.XXXXXX")
   trap 'rm -f "$tmp"' EXIT
   local round peer
-  # Peers may still be starting: a few rounds, bounded by the unit's start timeout.
-  for round in 1 2 3 4 5 6 7 8 9 10; do
+  for ((round = 1; round <= rounds; round++)); do
     if mount_iso "$iso_binary" && cp "$iso_mount/$iso_binary" "$tmp"; then take "the ISO ($iso_mount/$iso_binary)"; fi
     for peer in "\${peers[@]}"; do
       if curl --cacert "$tls_dir/ca.crt" -fsS --connect-timeout 5 --max-time 600 -o "$tmp" "$peer${binaryBlobPath("$want")}"; then
@@ -146,8 +148,10 @@ get_binary() {
         say "$peer did not give the binary"
       fi
     done
-    say "round $round: no source gave sha256:$want; trying again in 10 s"
-    sleep 10
+    if ((round < rounds)); then
+      say "round $round: no source gave sha256:$want; trying again in $pause s"
+      sleep "$pause"
+    fi
   done
   say "cannot install $binary: neither the ISO (label $iso_label) nor any peer (\${peers[*]:-none}) gave sha256:$want"
   exit 1
