@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { fileDigest, isoload, ROOT, sampleFixture, serve, tool, withTempDir } from "./_helpers.ts";
+import { fileDigest, freePort, isoload, ROOT, sampleFixture, serve, tool, withTempDir } from "./_helpers.ts";
 import { crdSchema, validate } from "./_openapi.ts";
 import { ensureCa, ensureServerCert, tlsPaths } from "../src/server/tls.ts";
 
@@ -333,6 +333,44 @@ Deno.test("machine-configs: the boot script installs the binary from a mounted I
     assert.match(w.err, /not 0{64}: ignored/);
     assert.match(w.err, /cannot install/);
     assert.deepEqual([...Deno.readDirSync(other)].map((e) => e.name), ["isoload-boot"]);
+  });
+});
+
+Deno.test("machine-configs: with no ISO the boot script gets the binary from a peer isoload registry by digest over TLS, and refuses a digest the peer lacks", async () => {
+  await withTempDir("mc-peer", async (dir) => {
+    const g = await generate(dir);
+    const empty = join(dir, "no-iso");
+    await Deno.mkdir(empty);
+    const port = freePort();
+    const served = await serve(["--data-dir", g.data, "--listen", `127.0.0.1:${port}`, "--tls", "--binary-file", g.binary]);
+    try {
+      const settings = {
+        iso_mount: `'${empty}'`,
+        iso_label: "'no-such-label-*'",
+        tls_dir: `'${g.tls}'`,
+        // A dead peer first: the script moves on to the next.
+        peers: `('https://127.0.0.1:${freePort()}' 'https://127.0.0.1:${port}')`,
+        rounds: "1",
+        pause: "0",
+      };
+      const target = join(dir, "root/usr/local/bin/isoload");
+      const script = await bootScript(g, dir, { ...settings, binary: `'${target}'` });
+      const r = await bash([script, "binary"]);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.err, new RegExp(`installed .* from https://127\\.0\\.0\\.1:${port}`));
+      assert.equal(await fileDigest(target), `sha256:${g.binaryHex}`);
+      assert.equal((await Deno.stat(target)).mode! & 0o777, 0o755);
+
+      const other = join(dir, "other");
+      await Deno.mkdir(other);
+      const wrong = await bootScript(g, other, { ...settings, binary: `'${join(other, "isoload")}'`, want: "1".repeat(64) });
+      const w = await bash([wrong, "binary"]);
+      assert.equal(w.code, 1, w.err);
+      assert.match(w.err, /did not give the binary/);
+      assert.deepEqual([...Deno.readDirSync(other)].map((e) => e.name), ["isoload-boot"]);
+    } finally {
+      assert.equal(await served.stop(), 0);
+    }
   });
 });
 

@@ -4,7 +4,8 @@
  * pullable on the installed cluster. Reads the TLS directory, hashes the
  * binary, lists the images; the rendering is src/host/cluster_manifests.ts.
  */
-import { basename, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { runningIsoloadBinary } from "../util/own_binary.ts";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { ExitCode, InputError, UsageError, wrapFsError } from "../util/errors.ts";
 import { type Command, list, parseHostPort, required, sourceRegistry, str } from "./_command.ts";
@@ -40,12 +41,6 @@ export interface MachineConfigsOptions {
   isoBinary: string;
   isoArchive: string;
   sourceRegistry?: string;
-}
-
-/** The running executable when it is a compiled isoload (not the deno that runs main.ts): `serve`'s default binary too. */
-export function runningIsoloadBinary(): string | undefined {
-  const exe = Deno.execPath();
-  return /^deno(\.exe)?$/.test(basename(exe)) ? undefined : exe;
 }
 
 /** sha256 (hex) of a file, streamed. */

@@ -6,7 +6,7 @@
  */
 import { join, resolve } from "node:path";
 import { atomicWrite } from "../util/atomic_write.ts";
-import { EnvironmentError, ExitCode, TimeoutError, UsageError } from "../util/errors.ts";
+import { EnvironmentError, ExitCode, InputError, TimeoutError, UsageError } from "../util/errors.ts";
 import type { NamingOptions } from "../archive/format.ts";
 import {
   type Command,
@@ -224,6 +224,7 @@ export type ServeCliOptions =
     accessLog: boolean;
     /** With --peer: what DIR lacks comes from these. */
     peers?: Omit<ServePeersOptions, "listTimeoutMs" | "listen">;
+    binaryFile?: string;
   };
 
 /** `isoload serve (--data-dir DIR | --source PATH)`. */
@@ -253,6 +254,12 @@ export const serveCommand: Command<ServeCliOptions> = {
     "registry-command": { type: "string", arg: "PATH", help: "A distribution registry binary (e.g. /usr/bin/docker-registry)." },
     "registry-image": { type: "string", arg: "REF", help: "A registry image to run with podman (--net host, DIR read-only)." },
     "access-log": { type: "boolean", help: "Built-in: one log line per request." },
+    "binary-file": {
+      type: "string",
+      arg: "PATH",
+      help:
+        "Built-in: the isoload binary to hand to nodes by digest at /v2/_isoload/binary/blobs/DIGEST (default: this isoload, when compiled).",
+    },
     "ready-timeout": { type: "string", arg: "DURATION", default: "120s", help: "How long to wait for readiness (90s, 5m, …)." },
     tls: {
       type: "boolean",
@@ -306,6 +313,7 @@ export const serveCommand: Command<ServeCliOptions> = {
       if (source) throw new UsageError("--source is served by the built-in server only");
       if (v["access-log"]) throw new UsageError("--access-log goes with the built-in server");
       if (v.peer) throw new UsageError("--peer goes with the built-in server");
+      if (v["binary-file"]) throw new UsageError("--binary-file goes with the built-in server");
       return { server: "external", external: { dataDir: required(v, "data-dir"), registryCommand, registryImage, ...serving } };
     }
     const dataDir = str(v, "data-dir");
@@ -332,10 +340,14 @@ export const serveCommand: Command<ServeCliOptions> = {
           },
         }
         : {}),
+      ...(v["binary-file"] ? { binaryFile: str(v, "binary-file") } : {}),
     };
   },
   async run(o, log) {
     if (o.server === "external") return await serve(o.external, log);
+    if (o.binaryFile && !(await Deno.stat(o.binaryFile).then((st) => st.isFile, () => false))) {
+      throw new InputError(`Cannot serve the isoload binary ${o.binaryFile}: it is not a file`);
+    }
     if (o.peers) {
       const peering = await servingWithPeers(
         o.dataDir!,
@@ -348,6 +360,7 @@ export const serveCommand: Command<ServeCliOptions> = {
           tls: await builtinTls(o.dataDir, o.serving.tls),
           readyTimeoutMs: o.serving.readyTimeoutMs,
           accessLog: o.accessLog,
+          binaryFile: o.binaryFile,
           during: peering.during,
           duringFallback: "with the peers behind the data directory",
         }, log);
@@ -361,6 +374,7 @@ export const serveCommand: Command<ServeCliOptions> = {
       tls: await builtinTls(o.dataDir, o.serving.tls),
       readyTimeoutMs: o.serving.readyTimeoutMs,
       accessLog: o.accessLog,
+      binaryFile: o.binaryFile,
     }, log);
   },
 };

@@ -21,6 +21,7 @@ import { startRegistryServer } from "../server/server.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
 import { archiveBlobs, firstOf, type ServedContent, servedContent, treeBlobs } from "../server/content.ts";
 import { sdNotify } from "../server/sd_notify.ts";
+import { runningIsoloadBinary } from "../util/own_binary.ts";
 import { openSource } from "../archive/source.ts";
 import { ensureServerCert, type TlsPaths } from "../server/tls.ts";
 
@@ -97,6 +98,8 @@ export interface BuiltinRunOptions {
   tls?: TlsPaths;
   readyTimeoutMs: number;
   accessLog: boolean;
+  /** The isoload binary served by digest to nodes that lack it (default: this one, when compiled). */
+  binaryFile?: string;
   /** Work to do while serving (the background load of `load --serve`); its failure is reported, serving goes on. */
   during?: () => Promise<unknown>;
   /** What serving goes on from when `during` fails (default: the archive in place). */
@@ -141,6 +144,7 @@ export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions,
       tls,
       accessLog: opts.accessLog ? (l) => log.info(l) : undefined,
       warn: (m) => log.warn(m),
+      binaryFile: opts.binaryFile ?? runningIsoloadBinary(),
     });
   } catch (e) {
     interrupts.dispose();

@@ -10,6 +10,7 @@
  * It uses only what RHCOS has: bash, coreutils (sha256sum, mktemp), curl,
  * util-linux (blkid, mount, mountpoint).
  */
+import { binaryBlobPath } from "../server/binary.ts";
 
 /** Where the installed OS keeps isoload's things (RHCOS: /usr is read-only, /usr/local is /var/usrlocal). */
 export const INSTALLED_PATHS = {
@@ -47,11 +48,6 @@ export interface BootScriptOptions {
   dataDir: string;
   /** Address the registry listens on. */
   listen: string;
-}
-
-/** The URL path a registry serves its own isoload binary at, by digest (see the README). */
-export function binaryBlobPath(sha256Hex: string): string {
-  return `/v2/isoload/binary/blobs/sha256:${sha256Hex}`;
 }
 
 /** Quotes a string for bash, whatever it holds. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { binaryBlobPath, type BootScriptOptions, renderBootScript, shellQuote } from "./installed_script.ts";
+import { binaryBlobPath } from "../server/binary.ts";
+import { type BootScriptOptions, renderBootScript, shellQuote } from "./installed_script.ts";
 
 const options: BootScriptOptions = {
   binarySha256: "c".repeat(64),
@@ -23,7 +24,7 @@ Deno.test("renderBootScript() asks peers for the binary at its digest's blob pat
   const s = renderBootScript(options);
   assert.ok(s.startsWith("#!/bin/bash\n"));
   assert.ok(s.includes(`"$peer${binaryBlobPath("$want")}"`));
-  assert.equal(binaryBlobPath("c".repeat(64)), `/v2/isoload/binary/blobs/sha256:${"c".repeat(64)}`);
+  assert.equal(binaryBlobPath("c".repeat(64)), `/v2/_isoload/binary/blobs/sha256:${"c".repeat(64)}`);
   assert.match(s, /^iso_archive='images\/mirror_\*\.tar'$/m);
   assert.throws(() => renderBootScript({ ...options, binarySha256: "sha256:" + "c".repeat(64) }), TypeError);
 });

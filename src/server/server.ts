@@ -5,6 +5,7 @@
  * http.ts holds what they share. Every method but GET and HEAD is 405.
  */
 import type { ServedContent } from "./content.ts";
+import { BINARY_ROUTE, binaryHandler } from "./binary.ts";
 import { blobsHandler } from "./blobs.ts";
 import { ALLOWED_METHODS, errorResponse, jsonResponse, rawPath, RegistryError, type RepoRequest } from "./http.ts";
 import { manifestsHandler } from "./manifests.ts";
@@ -20,14 +21,18 @@ const REPO_ROUTE = /^\/v2\/(.+)\/(manifests|blobs|tags|referrers)\/([^/]+)$/;
  * The request handler. `log` gets one access-log line per request when given;
  * `warn` hears of a blob that failed its check. `target` is the request target
  * as sent (defaults to the path of `req.url`, which Deno.serve leaves raw).
+ * With `binaryFile`, that file is served by its digest at
+ * /v2/_isoload/binary/blobs/DIGEST (binary.ts).
  */
 export function registryHandler(
   content: ServedContent,
   log?: (line: string) => void,
   warn?: (msg: string) => void,
+  binaryFile?: string,
 ): (req: Request, target?: string) => Promise<Response> {
   const manifests = manifestsHandler(content);
   const blobs = blobsHandler(content, warn);
+  const binary = binaryFile ? binaryHandler(binaryFile) : undefined;
 
   const route = async (req: Request, target: string): Promise<Response> => {
     const head = req.method === "HEAD";
@@ -42,6 +47,8 @@ export function registryHandler(
     if (path === "/v2/" || path === "/v2") return jsonResponse({}, head);
     if (path === "/v2/_catalog") return catalogList(content, url, head);
     if (path === PEER_IMAGES_PATH) return jsonResponse({ images: content.images ?? [] }, head);
+    const b = binary && BINARY_ROUTE.exec(path);
+    if (b) return await binary!(b[1], head);
     const m = REPO_ROUTE.exec(path);
     if (!m) throw new RegistryError(404, "NOT_FOUND", `no such endpoint ${path}`);
     const [, name, kind, ref] = m;
@@ -92,12 +99,17 @@ export interface RunningServer {
 export function startRegistryServer(
   content: ServedContent,
   listen: string,
-  opts: { tls?: { cert: string; key: string }; accessLog?: (line: string) => void; warn?: (msg: string) => void } = {},
+  opts: {
+    tls?: { cert: string; key: string };
+    accessLog?: (line: string) => void;
+    warn?: (msg: string) => void;
+    binaryFile?: string;
+  } = {},
 ): RunningServer {
   const i = listen.lastIndexOf(":");
   const hostname = listen.slice(0, i).replace(/^\[(.*)\]$/, "$1") || "0.0.0.0";
   const port = Number(listen.slice(i + 1));
-  const handler = registryHandler(content, opts.accessLog, opts.warn);
+  const handler = registryHandler(content, opts.accessLog, opts.warn, opts.binaryFile);
   const server = Deno.serve(
     { hostname, port, onListen() {}, ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}) },
     (req) => handler(req),
