@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { parseDuration, parseHostPort } from "./commands/_command.ts";
 import { parseCommandLine, type ParsedCommandLine } from "./cli.ts";
 import { UsageError } from "./util/errors.ts";
+import type { MachineConfigsOptions } from "./commands/machine_configs.ts";
 
 Deno.test("parseDuration() reads seconds, units and sums, and refuses the rest", () => {
   assert.equal(parseDuration("90", "--t"), 90_000);
@@ -129,4 +130,22 @@ Deno.test("parseCommandLine() units, wait, registries-conf, mirror-config: their
   assert.match(usage("status"), /--data-dir is required/);
   assert.match(usage("verify"), /--data-dir is required/);
   assert.match(usage("inspect"), /expected 1 argument/);
+});
+
+Deno.test("parseCommandLine() machine-configs: peers get port 22625, ISO paths stay inside the ISO, the rest is required", () => {
+  const base = "machine-configs --out o --tls-dir t --cluster ocp --base-domain example.com --source a.tar --binary b";
+  const o = options<MachineConfigsOptions>(`${base} --rendezvous 192.168.111.20 --peer m1.example.com --peer [fd00::2]:8443`);
+  assert.deepEqual(o.peers, ["192.168.111.20:22625", "m1.example.com:22625", "[fd00::2]:8443"]);
+  assert.deepEqual([o.isoLabel, o.isoBinary, o.isoArchive], ["rhcos-*", "images/isoload", "images/mirror_*.tar"]);
+  assert.match(usage(base.replace("--cluster ocp", "")), /--cluster is required/);
+  assert.match(usage(base.replace("ocp", "Bad_Name")), /--cluster must be a DNS label/);
+  assert.match(usage(base.replace("--source a.tar", "")), /--source is required/);
+  assert.match(usage(`${base} --iso-archive /abs/mirror.tar`), /--iso-archive is a path inside the ISO/);
+  assert.match(usage(`${base} --iso-binary ../isoload`), /--iso-binary is a path inside the ISO/);
+  assert.match(usage(`${base} --peer a/b`), /--rendezvous and --peer must be HOST:PORT/);
+  assert.equal(
+    options<{ binaryFile?: string }>("serve --data-dir d --binary-file /usr/local/bin/isoload").binaryFile,
+    "/usr/local/bin/isoload",
+  );
+  assert.match(usage("serve --data-dir d --registry-command /r --binary-file b"), /--binary-file goes with the built-in server/);
 });

@@ -374,6 +374,47 @@ Deno.test("machine-configs: with no ISO the boot script gets the binary from a p
   });
 });
 
+Deno.test("machine-configs: the boot script serves in place from the ISO when attached, else DIR with every peer but this node", async () => {
+  await withTempDir("mc-serve", async (dir) => {
+    const g = await generate(dir);
+    // A stand-in for isoload that prints how it was called.
+    const stub = join(dir, "isoload-stub");
+    await Deno.writeTextFile(stub, '#!/bin/bash\nprintf "%s\\n" "$@"\n', { mode: 0o755 });
+    const iso = join(dir, "iso");
+    await Deno.mkdir(join(iso, "images"), { recursive: true });
+    await Deno.writeTextFile(join(iso, "images/mirror_000001.tar"), "part 1");
+    const settings = {
+      binary: `'${stub}'`,
+      iso_mount: `'${iso}'`,
+      iso_label: "'no-such-label-*'",
+      data_dir: `'${join(dir, "var-lib-isoload")}'`,
+      peers: "('https://10.251.7.1:22625' 'https://10.251.7.2:22625')",
+    };
+    const script = await bootScript(g, dir, settings);
+    const fromIso = await bash([script, "serve"]);
+    assert.equal(fromIso.code, 0, fromIso.err);
+    assert.match(fromIso.err, new RegExp(`^serve\n--source\n${iso}/images/mirror_\\*\\.tar\n--tls-dir\n`, "m"));
+
+    // No ISO, in a namespace whose own global address is the first peer's.
+    await Deno.remove(join(iso, "images/mirror_000001.tar"));
+    const net = await netnsWithHosts("127.0.0.1 localhost\n");
+    try {
+      // A veth pair inside the namespace (no dummy module on every host) carries the address.
+      await tool("ip", ["-n", net.ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+      await tool("ip", ["-n", net.ns, "addr", "add", "10.251.7.1/24", "dev", "v0"]);
+      for (const dev of ["v0", "v1"]) await tool("ip", ["-n", net.ns, "link", "set", dev, "up"]);
+      const fromPeers = await bash(["-c", `ip netns exec ${net.ns} bash ${script} serve`]);
+      assert.equal(fromPeers.code, 0, fromPeers.err);
+      assert.match(fromPeers.err, /skipping https:\/\/10\.251\.7\.1:22625: it is this node/);
+      const args = fromPeers.err.split("\n").filter((l) => !l.startsWith("isoload-boot:"));
+      assert.deepEqual(args.slice(0, 5), ["serve", "--data-dir", join(dir, "var-lib-isoload"), "--peer", "https://10.251.7.2:22625"]);
+      assert.ok(!args.includes("https://10.251.7.1:22625"), args.join(" "));
+    } finally {
+      await net.remove();
+    }
+  });
+});
+
 Deno.test("machine-configs: bad options exit 2, a missing TLS directory exits 3, and nothing is written", async () => {
   await withTempDir("mc-bad", async (dir) => {
     const { tar } = await sampleFixture();

@@ -8,7 +8,7 @@
  * `isoload serve`. Pure renderer: the same options give the same bytes.
  *
  * It uses only what RHCOS has: bash, coreutils (sha256sum, mktemp), curl,
- * util-linux (blkid, mount, mountpoint).
+ * util-linux (blkid, mount, mountpoint), iproute (ip), glibc's getent, awk.
  */
 import { binaryBlobPath } from "../server/binary.ts";
 
@@ -113,6 +113,27 @@ mount_iso() {
   return 1
 }
 
+# True when the peer URL $1 names this node (one of its global addresses): a node never asks itself,
+# which would at best fail and at worst have its registry fetch from itself. Loopback is not "self" here.
+is_self() {
+  local host=\${1#*://} addr
+  host=\${host%:*}
+  host=\${host#[}
+  host=\${host%]}
+  for addr in $(getent ahosts "$host" 2>/dev/null | awk '{print $1}' | sort -u); do
+    if ip -o addr show scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | grep -qxF "$addr"; then return 0; fi
+  done
+  return 1
+}
+
+# The peers that are not this node, one a line.
+other_peers() {
+  local peer
+  for peer in "\${peers[@]}"; do
+    if is_self "$peer"; then say "skipping $peer: it is this node"; else echo "$peer"; fi
+  done
+}
+
 # Moves the candidate $tmp into place when it matches; $1 says where it came from.
 take() {
   if matches "$tmp"; then
@@ -134,10 +155,12 @@ get_binary() {
   mkdir -p "$(dirname "$binary")"
   tmp=$(mktemp "$(dirname "$binary")/.isoload.XXXXXX")
   trap 'rm -f "$tmp"' EXIT
-  local round peer
+  local round peer others
   for ((round = 1; round <= rounds; round++)); do
     if mount_iso "$iso_binary" && cp "$iso_mount/$iso_binary" "$tmp"; then take "the ISO ($iso_mount/$iso_binary)"; fi
-    for peer in "\${peers[@]}"; do
+    # Asked each round: name resolution and this node's addresses may change while it boots.
+    mapfile -t others < <(other_peers)
+    for peer in "\${others[@]}"; do
       if curl --cacert "$tls_dir/ca.crt" -fsS --connect-timeout 5 --max-time 600 -o "$tmp" "$peer${binaryBlobPath("$want")}"; then
         take "$peer"
       else
@@ -160,9 +183,10 @@ serve() {
     exec "$binary" serve --source "$iso_mount/$iso_archive" "\${tls[@]}"
   fi
   mkdir -p "$data_dir"
-  local args=() peer
-  for peer in "\${peers[@]}"; do args+=(--peer "$peer"); done
-  say "no ISO: serving from $data_dir, with what it lacks from \${peers[*]:-no peer}"
+  local args=() peer others
+  mapfile -t others < <(other_peers)
+  for peer in "\${others[@]}"; do args+=(--peer "$peer"); done
+  say "no ISO: serving from $data_dir, with what it lacks from \${others[*]:-no peer}"
   exec "$binary" serve --data-dir "$data_dir" "\${args[@]}" "\${tls[@]}"
 }
 
