@@ -9,7 +9,6 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import { fileDigest, freePort, isoload, ROOT, sampleFixture, serve, tool, withTempDir } from "./_helpers.ts";
 import { crdSchema, validate } from "./_openapi.ts";
-import { ensureCa, ensureServerCert, tlsPaths } from "../src/server/tls.ts";
 
 const CLUSTER = ["--cluster", "ocp", "--base-domain", "example.com"];
 const API_INT = "api-int.ocp.example.com";
@@ -51,9 +50,10 @@ async function generate(dir: string, extra: string[] = []): Promise<Generated> {
   const data = join(dir, "data");
   const r0 = await isoload(["load", tar, "--data-dir", data, "--no-registries-conf", "--quiet"]);
   assert.equal(r0.code, 0, r0.stderr);
-  await ensureCa(data);
-  await ensureServerCert(data, [API_INT], []);
-  const tls = tlsPaths(data).dir;
+  // The cluster's TLS, made the way serve --tls makes it (DIR/isoload/tls: ca.crt, server.crt, server.key).
+  const once = await serve(["--data-dir", data, "--listen", `127.0.0.1:${freePort()}`, "--tls", "--hostname", API_INT]);
+  assert.equal(await once.stop(), 0);
+  const tls = join(data, "isoload", "tls");
   const binary = join(dir, "isoload-binary");
   await Deno.writeFile(binary, crypto.getRandomValues(new Uint8Array(60_000)));
   const out = join(dir, "openshift");
