@@ -82,6 +82,33 @@ export class ByteReader {
     }
   }
 
+  /**
+   * Reads up to `dst.length` bytes into `dst` (the caller's memory: nothing
+   * is kept): what is buffered first, then straight from the file, bypassing
+   * the buffer. Resolves to the count, 0 only at the end of input.
+   */
+  async readInto(dst: Uint8Array): Promise<number> {
+    if (dst.length === 0) return 0;
+    const buffered = this.#end - this.#start;
+    let n: number;
+    if (buffered > 0) {
+      n = Math.min(buffered, dst.length);
+      dst.set(this.#buf.subarray(this.#start, this.#start + n));
+      this.#start += n;
+    } else if (dst.length < this.#buf.length / 4) {
+      // Small reads go through the buffer: fewer system calls.
+      n = Math.min(await this.#fill(1), dst.length);
+      dst.set(this.#buf.subarray(this.#start, this.#start + n));
+      this.#start += n;
+    } else {
+      this.#start = this.#end = 0;
+      n = this.#eof ? 0 : (await this.#file.read(dst)) ?? 0;
+      if (n === 0) this.#eof = true;
+    }
+    this.#pos += n;
+    return n;
+  }
+
   /** Skips `n` bytes, seeking when the file can and the gap is large. */
   async skip(n: number): Promise<void> {
     const buffered = this.#end - this.#start;

@@ -39,20 +39,50 @@ export interface IngestOptions {
   doing?: string;
 }
 
-/** The chunks of an entry, checking for an interrupt before each. */
-async function* interruptible(chunks: AsyncIterable<Uint8Array>, signal: AbortSignal | undefined, doing: string) {
-  for await (const c of chunks) {
-    checkInterrupt(signal, doing);
-    yield c;
-  }
+/**
+ * A blob's bytes as a pass hands them to a sink: iterate the chunks (views of
+ * the source's buffer), or read them into the sink's own buffers. One or the
+ * other, once.
+ */
+export interface BlobBytes extends AsyncIterable<Uint8Array> {
+  /** Reads the next bytes into `dst`; resolves to the count, 0 once all are read. */
+  read(dst: Uint8Array): Promise<number>;
+}
+
+/** An entry's bytes, checking for an interrupt before each chunk or read. */
+function interruptible(entry: SourceEntry, signal: AbortSignal | undefined, doing: string): BlobBytes {
+  return {
+    async *[Symbol.asyncIterator]() {
+      for await (const c of entry.chunks()) {
+        checkInterrupt(signal, doing);
+        yield c;
+      }
+    },
+    read(dst) {
+      checkInterrupt(signal, doing);
+      return entry.read(dst);
+    },
+  };
 }
 
 /** Where verified blobs go; RegistryStore is one, inspect keeps manifests in memory. */
 export interface BlobSink {
   /** Size of a blob already in place, or undefined. */
   blobSize(digest: string): Promise<number | undefined>;
-  /** Takes a blob's bytes (it may leave them unread: the reader then skips them); `where` says where they lie in the source. */
-  putBlob(digest: string, size: number, chunks: AsyncIterable<Uint8Array>, label: string, where: BlobLocation): Promise<void>;
+  /**
+   * Takes a blob's bytes (it may leave them unread: the reader then skips them); `where` says where they lie in the source.
+   * Resolves once the bytes are consumed; a sink still checking them by then returns `verified`, which settles when
+   * that check does (rejecting as putBlob itself would), so the pass reads on meanwhile.
+   */
+  putBlob(digest: string, size: number, bytes: BlobBytes, label: string, where: BlobLocation): Promise<void | { verified: Promise<void> }>;
+  /** Called once before the pass starts. */
+  start?(): void;
+  /**
+   * Called once the pass ends: `completed` when every entry was read, false
+   * when it stopped on an error. A sink that defers work (making blobs
+   * durable in batches) finishes it here, and frees what it holds either way.
+   */
+  finish?(completed: boolean): Promise<void>;
 }
 
 /** Progress callback: bytes of the source consumed so far, and the entry at hand. */
@@ -95,63 +125,93 @@ export async function ingest(source: Source, store: BlobSink, options: IngestOpt
   const written = { blobs: 0, bytes: 0 };
   const skipped = { blobs: 0, bytes: 0 };
   const corrupt = new Map<string, string>();
-  for await (const entry of source) {
-    checkInterrupt(signal, doing);
-    progress?.(source.position, entry.path);
-    if (entry.kind === "directory" || entry.path === "") continue;
-    if (!format) {
-      format = detectFormat(entry.path);
-      if (!format) continue;
-    }
-    if (entry.kind === "special") {
-      throw new InputError(`Cannot read source: entry ${JSON.stringify(entry.path)} is a device, FIFO or other special file`);
-    }
-    const role = format.classify(entry.path);
-    if (role.role === "ignore") continue;
-    if (entry.kind !== "file") {
-      throw new InputError(`Cannot read source: ${entry.path} is a ${entry.kind}, not a regular file`);
-    }
-    if (role.role === "meta") {
-      const bytes = await readSmall(entry, MAX_META_BYTES);
-      const prev = meta.get(entry.path);
-      if (prev && !sameBytes(prev, bytes)) {
-        throw new InputError(`Cannot read source: ${entry.path} appears twice with different content`);
-      }
-      meta.set(entry.path, bytes);
-      continue;
-    }
-    const { digest } = role;
-    const known = blobs.get(digest);
-    if (known !== undefined && known !== entry.size) {
-      throw new InputError(`Cannot read source: blob ${digest} appears twice with different sizes`);
-    }
-    if (known !== undefined) {
-      // A second copy in the same archive: the first is in place; this one must agree or the archive contradicts itself.
-      const hasher = newHasher();
-      for await (const c of interruptible(entry.chunks(), signal, doing)) hasher.update(c);
-      if (`sha256:${hasher.digest("hex")}` !== digest) {
-        throw new InputError(`Cannot read source: blob ${digest} appears twice and the copy at ${entry.path} does not match its digest`);
-      }
-      continue;
-    }
-    blobs.set(digest, entry.size);
-    const have = await store.blobSize(digest);
-    if (have === entry.size) {
-      // Already verified into place by an earlier run: leave the bytes unread (a seek on a file).
-      skipped.blobs++;
-      skipped.bytes += entry.size;
-      continue;
-    }
-    try {
-      await store.putBlob(digest, entry.size, interruptible(entry.chunks(), signal, doing), entry.path, entry.where);
-    } catch (e) {
-      if (!(options.keepGoing && e instanceof CorruptBlobError)) throw e;
-      blobs.delete(digest);
-      corrupt.set(digest, e.message);
-      continue;
-    }
+  // Blobs whose bytes are read but still being checked, and the first check that failed the pass.
+  const checking = new Set<Promise<void>>();
+  let failed: { error: unknown } | undefined;
+  const landed = (size: number) => {
     written.blobs++;
-    written.bytes += entry.size;
+    written.bytes += size;
+  };
+  /** A corrupt blob is left out with keepGoing (true); otherwise it fails the pass (false). */
+  const noteCorrupt = (digest: string, e: unknown): boolean => {
+    if (!(options.keepGoing && e instanceof CorruptBlobError)) return false;
+    blobs.delete(digest);
+    corrupt.set(digest, e.message);
+    return true;
+  };
+  let completed = false;
+  store.start?.();
+  try {
+    for await (const entry of source) {
+      checkInterrupt(signal, doing);
+      if (failed) throw failed.error;
+      progress?.(source.position, entry.path);
+      if (entry.kind === "directory" || entry.path === "") continue;
+      if (!format) {
+        format = detectFormat(entry.path);
+        if (!format) continue;
+      }
+      if (entry.kind === "special") {
+        throw new InputError(`Cannot read source: entry ${JSON.stringify(entry.path)} is a device, FIFO or other special file`);
+      }
+      const role = format.classify(entry.path);
+      if (role.role === "ignore") continue;
+      if (entry.kind !== "file") {
+        throw new InputError(`Cannot read source: ${entry.path} is a ${entry.kind}, not a regular file`);
+      }
+      if (role.role === "meta") {
+        const bytes = await readSmall(entry, MAX_META_BYTES);
+        const prev = meta.get(entry.path);
+        if (prev && !sameBytes(prev, bytes)) {
+          throw new InputError(`Cannot read source: ${entry.path} appears twice with different content`);
+        }
+        meta.set(entry.path, bytes);
+        continue;
+      }
+      const { digest } = role;
+      const known = blobs.get(digest);
+      if (known !== undefined && known !== entry.size) {
+        throw new InputError(`Cannot read source: blob ${digest} appears twice with different sizes`);
+      }
+      if (known !== undefined) {
+        // A second copy in the same archive: the first is in place; this one must agree or the archive contradicts itself.
+        const hasher = newHasher();
+        for await (const c of interruptible(entry, signal, doing)) hasher.update(c);
+        if (`sha256:${hasher.digest("hex")}` !== digest) {
+          throw new InputError(`Cannot read source: blob ${digest} appears twice and the copy at ${entry.path} does not match its digest`);
+        }
+        continue;
+      }
+      blobs.set(digest, entry.size);
+      const have = await store.blobSize(digest);
+      if (have === entry.size) {
+        // Already verified into place by an earlier run: leave the bytes unread (a seek on a file).
+        skipped.blobs++;
+        skipped.bytes += entry.size;
+        continue;
+      }
+      let landing;
+      try {
+        landing = await store.putBlob(digest, entry.size, interruptible(entry, signal, doing), entry.path, entry.where);
+      } catch (e) {
+        if (!noteCorrupt(digest, e)) throw e;
+        continue;
+      }
+      if (!landing) landed(entry.size);
+      else {
+        const size = entry.size;
+        checking.add(landing.verified);
+        landing.verified.then(() => landed(size), (e) => {
+          if (!noteCorrupt(digest, e)) failed ??= { error: e };
+        }).finally(() => checking.delete(landing.verified));
+      }
+    }
+    await Promise.allSettled(checking);
+    if (failed) throw failed.error;
+    completed = true;
+  } finally {
+    if (!completed) await Promise.allSettled(checking);
+    await store.finish?.(completed);
   }
   progress?.(source.position, "");
   if (!format) {

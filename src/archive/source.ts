@@ -16,6 +16,12 @@ export interface SourceEntry {
   linkname: string;
   /** Streams the bytes; at most once, and before asking for the next entry. */
   chunks(): AsyncIterable<Uint8Array>;
+  /**
+   * Reads the next bytes into `dst`, the caller's own memory (no copy through a
+   * buffer of the source's); resolves to the count, 0 once all are read. Use
+   * either this or `chunks()` for an entry, before asking for the next entry.
+   */
+  read(dst: Uint8Array): Promise<number>;
   /** Where the bytes lie, to be read again later in place (serving straight from the archive). */
   where: BlobLocation;
 }
@@ -106,6 +112,7 @@ class TarSource implements Source {
           size: e.size,
           linkname: e.linkname,
           chunks: () => tar.data(e),
+          read: (dst) => tar.readInto(e, dst),
           where: { file: this.path, offset: e.dataOffset, size: e.size },
         };
       }
@@ -170,9 +177,31 @@ class DirSource implements Source {
       const advance = (n: number) => {
         this.position += n;
       };
-      yield {
+      // read(): the file opened at the first call, closed at its end, on an error, or when the next entry is asked for.
+      let open: Deno.FsFile | undefined;
+      let left = f.size;
+      const close = () => {
+        open?.close();
+        open = undefined;
+      };
+      const entry: SourceEntry = {
         ...f,
         where: { file: full, offset: 0, size: f.size },
+        async read(dst) {
+          if (left === 0) return 0;
+          try {
+            open ??= await Deno.open(full);
+            const n = (await open.read(dst.subarray(0, Math.min(dst.length, left)))) ?? 0;
+            if (n === 0) throw new InputError(`Cannot read ${full}: it shrank while being read`);
+            left -= n;
+            advance(n);
+            if (left === 0) close();
+            return n;
+          } catch (e) {
+            close();
+            throw e;
+          }
+        },
         async *chunks() {
           const file = await Deno.open(full);
           try {
@@ -189,6 +218,11 @@ class DirSource implements Source {
           }
         },
       };
+      try {
+        yield entry;
+      } finally {
+        close();
+      }
     }
   }
 

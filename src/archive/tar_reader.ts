@@ -131,6 +131,22 @@ export class TarReader implements AsyncIterable<TarEntry> {
     }
   }
 
+  /**
+   * Reads the entry's next bytes into `dst` (at most what is left of the
+   * entry); resolves to the count, 0 once the entry is read whole. Mixes with
+   * `data()` only if that generator is not mid-way.
+   */
+  async readInto(entry: TarEntry, dst: Uint8Array): Promise<number> {
+    if (this.#r.position !== entry.dataOffset + entry.size - this.#dataLeft) {
+      throw new Error(`data of ${entry.name} is no longer readable`);
+    }
+    if (this.#dataLeft === 0) return 0;
+    const n = await this.#r.readInto(dst.subarray(0, Math.min(dst.length, this.#dataLeft)));
+    if (n === 0) throw new TruncatedError(`input ends at offset ${this.#r.position}, ${this.#dataLeft} bytes short of an entry's data`);
+    this.#dataLeft -= n;
+    return n;
+  }
+
   /** Reads a small entry's data whole. */
   async readAll(entry: TarEntry): Promise<Uint8Array> {
     const out = new Uint8Array(entry.size);

@@ -197,7 +197,8 @@ export async function loadLocked(
     if (await store.writeLink(path, digest)) linksWritten++;
   }
 
-  if (linksWritten > 0) await syncFilesystem(store.v2);
+  // Makes the blobs' renames (a pass lands them in batches) and the links durable before the records say complete.
+  if (linksWritten > 0 || pass.written.blobs > 0) await syncFilesystem(store.v2);
   const images = mergeImages(previous?.images ?? [], plan.images);
   const blobDigests = new Set(plan.links.map(([, d]) => d));
   for (const img of previous?.images ?? []) blobDigests.add(img.digest);
