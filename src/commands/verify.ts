@@ -6,7 +6,8 @@
 import { join, relative, resolve } from "node:path";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { readManifests } from "../image/catalog.ts";
-import { digestHex, isDigest, newHasher } from "../image/digest.ts";
+import { digestHex, isDigest } from "../image/digest.ts";
+import { hashFiles } from "../image/digest_worker.ts";
 import { ExitCode, InputError } from "../util/errors.ts";
 import { type Command, printOut, required } from "./_command.ts";
 import { filesUnder } from "../util/disk_space.ts";
@@ -57,6 +58,7 @@ export async function verifyDataDir(dir: string, log: Logger): Promise<VerifyRep
     const progress = byteProgress(log, "verify", total);
     let done = 0;
     let blobs = 0;
+    const toHash: { path: string; size: number; hex: string }[] = [];
     for (const f of blobFiles) {
       const m = /\/blobs\/sha256\/([0-9a-f]{2})\/([0-9a-f]{64})\/data$/.exec(f.path);
       if (!m || m[2].slice(0, 2) !== m[1]) {
@@ -64,16 +66,20 @@ export async function verifyDataDir(dir: string, log: Logger): Promise<VerifyRep
         continue;
       }
       blobs++;
-      const hasher = newHasher();
-      const file = await Deno.open(f.path);
-      for await (const c of file.readable) {
-        checkInterrupt(interrupts.signal, `verify ${dataDir}`);
-        hasher.update(c);
-        progress(done += c.length, at(f.path));
-      }
-      const got = `sha256:${hasher.digest("hex")}`;
-      if (got !== `sha256:${m[2]}`) problems.push({ path: at(f.path), what: `its bytes hash to ${got}, not to its name` });
+      toHash.push({ path: f.path, size: f.size, hex: m[2] });
     }
+    // Every core hashes, each worker reading its own files with large reads; this thread only keeps count.
+    const hashProblems: Problem[] = [];
+    await hashFiles(toHash, (f, r) => {
+      const hex = (f as typeof toHash[number]).hex;
+      if (r.error !== undefined) hashProblems.push({ path: at(f.path), what: `cannot be read: ${r.error}` });
+      else if (r.digest !== `sha256:${hex}`) {
+        hashProblems.push({ path: at(f.path), what: `its bytes hash to ${r.digest}, not to its name` });
+      }
+      progress(done += Math.max(0, f.size), at(f.path));
+    }, { stop: () => interrupts.signal.aborted });
+    checkInterrupt(interrupts.signal, `verify ${dataDir}`);
+    problems.push(...hashProblems.sort((a, b) => (a.path < b.path ? -1 : 1)));
     log.endProgress();
 
     // 2. Every link file names a blob that is there (and, for revisions and layers, the one its path says).
