@@ -6,9 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { compilePermissions, freePort, isoload, ROOT, sampleFixture, serve, skopeoPull, tool, withTempDir } from "./_helpers.ts";
+import { checkTree, compilePermissions, freePort, isoload, ROOT, sampleFixture, serve, skopeoPull, tool, withTempDir } from "./_helpers.ts";
+import { planRelease, writeRelease } from "../tools/release_payload.ts";
 
-Deno.test("dist/isoload.js alone, with only the compiled binary's permissions, runs load, serve and inspect end to end", async () => {
+Deno.test("dist/isoload.js alone, with only the compiled binary's permissions, runs load, serve, verify and its hashing workers end to end", async () => {
   await tool(Deno.execPath(), ["task", "bundle"]);
   const { tar, fixture } = await sampleFixture();
   await withTempDir("bundle", async (dir) => {
@@ -39,5 +40,15 @@ Deno.test("dist/isoload.js alone, with only the compiled binary's permissions, r
     } finally {
       await served.stop();
     }
+    // The hashing workers run from the bundle too: large blobs are hashed off the main thread by load, every blob by verify.
+    const release = await writeRelease(planRelease({ totalBytes: 24e6, images: 4, seed: 5 }), { out: join(dir, "release.tar") });
+    const big = join(dir, "big");
+    const loadBig = await isoload(["load", release.paths[0], "--data-dir", big, "--no-registries-conf"], opts);
+    assert.equal(loadBig.code, 0, loadBig.stderr);
+    const sizes = (await checkTree(big)).filter((f) => f.endsWith("/data")).map((f) => Deno.statSync(f).size);
+    assert.ok(sizes.some((n) => n > 4 << 20), `a blob larger than one hashing buffer was loaded (largest ${Math.max(...sizes)})`);
+    const verified = await isoload(["verify", "--data-dir", big], opts);
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.match(verified.stderr, new RegExp(`Verified .*: ${sizes.length} blobs .*: all good`));
   });
 });
