@@ -14,6 +14,7 @@ import type { BlobLocation } from "./source.ts";
 export class ArchiveIndex implements BlobSink {
   readonly where = new Map<string, BlobLocation>();
   readonly #small = new Map<string, Uint8Array>();
+  readonly #checked = new Set<string>();
 
   blobSize(digest: string): Promise<number | undefined> {
     return Promise.resolve(this.where.get(digest)?.size);
@@ -23,16 +24,22 @@ export class ArchiveIndex implements BlobSink {
     this.where.set(digest, where);
     // Large blobs stay unread: the reader seeks past them. They are checked when first served.
     if (size > MAX_MANIFEST_BYTES) return;
-    const buf = new Uint8Array(size);
+    let buf: Uint8Array | undefined;
     let o = 0;
     for await (const c of chunks) {
+      // Only JSON (manifests, indexes, configs) steers naming: a small layer is left unread too (its first bytes are
+      // already buffered, the rest is skipped), and checked when first served like any layer.
+      if (o === 0 && c[0] !== 0x7b) return;
+      buf ??= new Uint8Array(size);
       buf.set(c, o);
       o += c.length;
     }
+    if (!buf) buf = new Uint8Array(0);
     // Small blobs steer naming and planning: checked now, so a corrupt manifest never shapes what is served.
     if (digestOf(buf) !== digest) {
       throw new InputError(`Cannot serve blob ${digest} (${label}) in place: its bytes do not match its digest; the archive is corrupt`);
     }
+    this.#checked.add(digest);
     if (buf[0] === 0x7b) this.#small.set(digest, buf);
   }
 
@@ -41,8 +48,8 @@ export class ArchiveIndex implements BlobSink {
     return Promise.resolve(b && b.length <= max ? b : undefined);
   }
 
-  /** Digests already checked (the small ones). */
+  /** Digests already checked (the small JSON ones). */
   verified(): Set<string> {
-    return new Set([...this.where.keys()].filter((d) => (this.where.get(d)?.size ?? Infinity) <= MAX_MANIFEST_BYTES));
+    return new Set(this.#checked);
   }
 }
