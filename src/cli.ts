@@ -12,6 +12,7 @@ import { mirrorConfigCommand } from "./commands/mirror_config.ts";
 import { registriesConfCommand } from "./commands/registries_conf.ts";
 import { serveCommand } from "./commands/serve.ts";
 import { statusCommand } from "./commands/status.ts";
+import { tlsCommand } from "./commands/tls.ts";
 import { unitsCommand } from "./commands/units.ts";
 import { verifyCommand } from "./commands/verify.ts";
 import { waitCommand } from "./commands/wait.ts";
@@ -33,6 +34,7 @@ export const COMMANDS: Record<string, Command<any>> = {
   serve: serveCommand,
   "registries-conf": registriesConfCommand,
   wait: waitCommand,
+  tls: tlsCommand,
   units: unitsCommand,
   status: statusCommand,
   verify: verifyCommand,
@@ -68,7 +70,7 @@ export function commandHelp(name: string): string {
 /** The top-level help text. */
 export function mainHelp(): string {
   return [
-    "isoload: make the container images of an install ISO pullable on the first host, offline.",
+    "isoload: make the container images of an install ISO pullable on every host that boots it, offline.",
     "",
     "Usage: isoload <command> [options]",
     "",

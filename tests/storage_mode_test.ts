@@ -33,7 +33,7 @@ async function loadStorage(source: string, dir: string, env: Record<string, stri
     "--storage-conf",
     env.CONTAINERS_STORAGE_CONF,
     "--pin",
-    join(dir, "crio.conf.d", "50-isoload-pinned-images.conf"),
+    join(dir, "crio.conf.d", "99-isoload-pinned-images.conf"),
     ...extra,
   ]);
 }
@@ -46,7 +46,7 @@ async function podman(env: Record<string, string>, args: string[]): Promise<Run>
 
 /** Every image is present under its source name by digest (and by tag), runs offline, and is pinned. */
 async function checkAllLoaded(fixture: Fixture, dir: string, env: Record<string, string>): Promise<void> {
-  const pinText = await Deno.readTextFile(join(dir, "crio.conf.d", "50-isoload-pinned-images.conf"));
+  const pinText = await Deno.readTextFile(join(dir, "crio.conf.d", "99-isoload-pinned-images.conf"));
   const pins = ((parseToml(pinText).crio as Record<string, Record<string, unknown>>).image.pinned_images) as string[];
   for (const img of fixture.images) {
     const ref = `${img.source}@${img.digest}`;
@@ -74,7 +74,7 @@ Deno.test("load --mode storage: every image runs under its source name and diges
     await assert.rejects(Deno.stat(join(dir, "data", "scratch")), "the scratch tree is removed without --keep");
     await checkAllLoaded(fixture, dir, env);
 
-    const pin = join(dir, "crio.conf.d", "50-isoload-pinned-images.conf");
+    const pin = join(dir, "crio.conf.d", "99-isoload-pinned-images.conf");
     const pinBefore = await Deno.readTextFile(pin);
     const images = (await podman(env, ["images", "--no-trunc", "--format", "{{.ID}} {{.Digest}}"])).stdout;
     const again = await loadStorage(tar, dir, env);
@@ -135,7 +135,7 @@ Deno.test("load --mode storage: one corrupt blob fails its image by name; the ot
     const last = r.stderr.trim().split("\n").at(-1)!;
     assert.match(last, new RegExp(`Cannot load ${failing.length} of 4 images into containers-storage \\(first: ${failing.sort()[0]}`));
     assert.match(last, new RegExp(`${layer}.*corrupt`));
-    const pins = await Deno.readTextFile(join(dir, "crio.conf.d", "50-isoload-pinned-images.conf"));
+    const pins = await Deno.readTextFile(join(dir, "crio.conf.d", "99-isoload-pinned-images.conf"));
     for (const img of fixture.images) {
       const ref = `${img.source}@${img.digest}`;
       const exists = (await podman(env, ["image", "exists", ref])).code === 0;
@@ -180,7 +180,7 @@ Deno.test("load --mode storage: a second source into the same DIR adds to the pi
     const r = await loadStorage(second, dir, env);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await podman(env, ["image", "exists", `quay.io/isoload-test/extra@${hello.digest}`])).code, 0);
-    const pins = await Deno.readTextFile(join(dir, "crio.conf.d", "50-isoload-pinned-images.conf"));
+    const pins = await Deno.readTextFile(join(dir, "crio.conf.d", "99-isoload-pinned-images.conf"));
     for (const ref of ["quay.io/isoload-test/extra:v9", ...fixture.images.map((i) => `${i.source}@${i.digest}`)]) {
       assert.ok(pins.includes(`"${ref}"`), `${ref} pinned`);
     }
@@ -190,14 +190,14 @@ Deno.test("load --mode storage: a second source into the same DIR adds to the pi
 Deno.test("load --mode storage: a pin file isoload did not write is left alone, before any work", async () => {
   const { tar } = await sampleFixture();
   await withTempDir("storage-pin", async (dir) => {
-    const pin = join(dir, "crio.conf.d", "50-isoload-pinned-images.conf");
+    const pin = join(dir, "crio.conf.d", "99-isoload-pinned-images.conf");
     await Deno.mkdir(join(dir, "crio.conf.d"));
     const foreign = '[crio.image]\npinned_images = ["quay.io/someone/else:1"]\n';
     await Deno.writeTextFile(pin, foreign);
     const env = await containersEnv(join(dir, "containers"));
     const r = await loadStorage(tar, dir, env);
     assert.equal(r.code, 4, r.stderr);
-    assert.match(r.stderr, /Cannot write .*50-isoload-pinned-images\.conf: it exists and isoload did not write it/);
+    assert.match(r.stderr, /Cannot write .*99-isoload-pinned-images\.conf: it exists and isoload did not write it/);
     assert.equal(await Deno.readTextFile(pin), foreign);
     assert.equal((await podman(env, ["images", "-q"])).stdout.trim(), "", "nothing copied");
   });

@@ -102,17 +102,23 @@ export function sourceRegistry(v: Values): string | undefined {
   return h;
 }
 
-/** What every way of serving shares: where it listens, TLS names, and how long readiness may take. */
+/** What every way of serving shares: where it listens, TLS (names for DIR's certificate, or a TLS directory), how long readiness may take. */
 export interface ServingOptions {
   listen: string;
-  tls?: { hostnames: string[]; ips: string[] };
+  tls?: { hostnames: string[]; ips: string[] } | { dir: string };
   readyTimeoutMs: number;
 }
 
-/** --listen, --tls with --hostname/--ip, and --ready-timeout. */
+/** --listen, --tls with --hostname/--ip or --tls-dir, and --ready-timeout. */
 export function servingOptions(v: Values, defaultListen = "0.0.0.0:22625"): ServingOptions {
   const readyTimeoutMs = parseDuration(str(v, "ready-timeout") ?? "120s", "--ready-timeout");
   if (!v.tls && (list(v, "hostname").length || list(v, "ip").length)) throw new UsageError("--hostname and --ip go with --tls");
+  const tlsDir = str(v, "tls-dir");
+  if (tlsDir !== undefined) {
+    if (v.tls) throw new UsageError("--tls makes the certificate in the data directory, --tls-dir uses one made before: give one");
+    if (tlsDir === "") throw new UsageError("--tls-dir needs a directory (isoload tls --out DIR makes one)");
+    return { listen: parseHostPort(str(v, "listen") ?? defaultListen, "--listen"), tls: { dir: tlsDir }, readyTimeoutMs };
+  }
   for (const ip of list(v, "ip")) {
     if (!/^[0-9.]+$|:/.test(ip)) throw new UsageError(`--ip must be an IPv4 or IPv6 address, got ${JSON.stringify(ip)}`);
   }

@@ -9,6 +9,7 @@ import { DEFAULT_REGISTRIES_CONF } from "../host/registries_conf_file.ts";
 import { ExitCode, UsageError } from "../util/errors.ts";
 import {
   type Command,
+  list,
   parseHostPort,
   parseJobs,
   peerTrust,
@@ -86,7 +87,9 @@ export const loadCommand: Command<LoadCliOptions> = {
       type: "string",
       arg: "HOST:PORT",
       default: "127.0.0.1:22625",
-      help: "registry mode: address clients reach the registry at.",
+      multiple: true,
+      help: "registry mode: address clients reach the registry at; repeat to list further mirrors, tried in order\n" +
+        " ".repeat(31) + "(this host's registry first, then host0's: a pull fails over to the next).",
     },
     "registries-conf": {
       type: "string",
@@ -185,11 +188,13 @@ export const loadCommand: Command<LoadCliOptions> = {
     if (v["no-registries-conf"] && str(v, "registries-conf")) {
       throw new UsageError("--registries-conf and --no-registries-conf exclude each other");
     }
-    const mirror = parseHostPort(str(v, "mirror") ?? "127.0.0.1:22625", "--mirror");
+    const [mirror, ...alsoMirrors] = (list(v, "mirror").length ? list(v, "mirror") : ["127.0.0.1:22625"])
+      .map((m) => parseHostPort(m, "--mirror"));
     const load: LoadOptions = {
       source: pos[0],
       dataDir,
       mirror,
+      alsoMirrors,
       registriesConf: v["no-registries-conf"] ? undefined : str(v, "registries-conf") ?? DEFAULT_REGISTRIES_CONF,
       naming,
       insecure: v.tls !== true,

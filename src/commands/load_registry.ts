@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { checkSpaceFor } from "../util/disk_space.ts";
 import { syncFilesystem } from "../util/atomic_write.ts";
 import { caPathFor, installCa } from "../host/ca_install.ts";
-import { ensureCa } from "../server/tls.ts";
+import { ensureCa, tlsPaths } from "../server/tls.ts";
 import { catalog } from "../image/catalog.ts";
 import { InputError } from "../util/errors.ts";
 import type { NamingOptions } from "../archive/format.ts";
@@ -28,6 +28,8 @@ export interface LoadOptions {
   dataDir: string;
   /** HOST:PORT clients reach the registry at. */
   mirror: string;
+  /** Further mirrors registries.conf lists after `mirror`, in order (failover: host0 after this host's own registry). */
+  alsoMirrors?: string[];
   /** registries.conf to write; undefined: write none. */
   registriesConf?: string;
   naming: NamingOptions;
@@ -221,17 +223,17 @@ export async function loadLocked(
 
   if (!opts.insecure) {
     // TLS: the CA is made now if serve has not made it yet, so host0 trusts its own registry from the start.
-    const ca = await ensureCa(dataDir);
-    if (host && opts.certsDir && await installCa(opts.certsDir, opts.mirror, ca.pem)) {
-      log.info(`Installed the registry CA at ${caPathFor(opts.certsDir, opts.mirror)}`);
+    const ca = await ensureCa(tlsPaths(dataDir));
+    for (const m of host && opts.certsDir ? [opts.mirror, ...(opts.alsoMirrors ?? [])] : []) {
+      if (await installCa(opts.certsDir!, m, ca.pem)) log.info(`Installed the registry CA at ${caPathFor(opts.certsDir!, m)}`);
     }
   }
   if (host) {
     const confPlan = planRegistriesConf(
       host,
-      mirrorTargets(images, opts.mirror),
+      mirrorTargets(images, [opts.mirror, ...(opts.alsoMirrors ?? [])]),
       opts.insecure,
-      `Mirrors of the images isoload loaded into ${dataDir}, served at ${opts.mirror}.`,
+      `Mirrors of the images isoload loaded into ${dataDir}, served at ${[opts.mirror, ...(opts.alsoMirrors ?? [])].join(", then ")}.`,
     );
     confPlan.warnings.forEach((w) => log.warn(w));
     const res = await writeRegistriesConf(host, confPlan);

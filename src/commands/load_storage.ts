@@ -35,7 +35,7 @@ import {
 } from "../storage_mode/storage_records.ts";
 
 /** The CRI-O drop-in written unless `--pin none`. */
-export const DEFAULT_PIN_FILE = "/etc/crio/crio.conf.d/50-isoload-pinned-images.conf";
+export const DEFAULT_PIN_FILE = "/etc/crio/crio.conf.d/99-isoload-pinned-images.conf";
 
 /** Options of `isoload load --mode storage`. */
 export interface StorageLoadOptions {

@@ -4,7 +4,7 @@
  * one: a distribution registry binary or image over DIR, in the foreground,
  * with readiness.
  */
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { EnvironmentError, ExitCode, InputError, TimeoutError, UsageError } from "../util/errors.ts";
 import type { NamingOptions } from "../archive/format.ts";
@@ -29,7 +29,7 @@ import type { LoadedImage } from "../image/loaded_image.ts";
 import { watchInterrupts } from "../util/interrupt.ts";
 import { formatDuration, type Logger } from "../util/log.ts";
 import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../server/readiness.ts";
-import { ensureServerCert, readCa } from "../server/tls.ts";
+import { ensureServerCert, readCa, readTlsDir, tlsPaths } from "../server/tls.ts";
 import { requireServableRecords } from "../store/records.ts";
 import { parseReference, repositoryOf } from "../image/reference.ts";
 import { registryEnv, renderRegistryConfig } from "../server/distribution_config.ts";
@@ -46,14 +46,19 @@ export interface ServeOptions {
   registryCommand?: string;
   registryImage?: string;
   readyTimeoutMs: number;
-  /** Serve HTTPS with a certificate from DIR's CA for these names and addresses (plus localhost and loopback). */
-  tls?: { hostnames: string[]; ips: string[] };
+  /**
+   * Serve HTTPS: with a certificate from DIR's CA for these names and
+   * addresses (plus localhost and loopback), or with a TLS directory's
+   * (`isoload tls --out DIR`).
+   */
+  tls?: { hostnames: string[]; ips: string[] } | { dir: string };
 }
 
 /** The fixed container name, so `--replace` clears a container left by an earlier boot. */
 export const CONTAINER_NAME = "isoload-registry";
 const IN_CONTAINER_ROOT = "/var/lib/registry";
 const IN_CONTAINER_CONFIG = "/etc/docker/registry/config.yml";
+const IN_CONTAINER_TLS = "/etc/docker/registry/tls";
 
 /** Finds REF among the loaded images: by digest (image or child) or by tag. */
 export function findLoadedImage(images: LoadedImage[], ref: string): { image: LoadedImage; digest: string } | undefined {
@@ -93,15 +98,18 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
   const records = await requireServableRecords(dataDir);
   const configPath = join(dataDir, "isoload", "registry", "config.yml");
   const inContainer = !!opts.registryImage;
-  const tls = opts.tls ? await ensureServerCert(dataDir, opts.tls.hostnames, opts.tls.ips) : undefined;
-  // The registry sees DIR at IN_CONTAINER_ROOT under podman: the certificate paths follow it.
-  const seen = (p: string) => (inContainer ? IN_CONTAINER_ROOT + p.slice(dataDir.length) : p);
+  const tlsDir = opts.tls && "dir" in opts.tls ? await readTlsDir(resolve(opts.tls.dir)) : undefined;
+  const tls = tlsDir ??
+    (opts.tls && "ips" in opts.tls ? await ensureServerCert(tlsPaths(dataDir), opts.tls.hostnames, opts.tls.ips) : undefined);
+  // The registry sees DIR at IN_CONTAINER_ROOT under podman (and a TLS directory at IN_CONTAINER_TLS): the certificate paths follow.
+  const seen = (p: string) =>
+    !inContainer ? p : tlsDir ? `${IN_CONTAINER_TLS}/${basename(p)}` : IN_CONTAINER_ROOT + p.slice(dataDir.length);
   const cfg = {
     rootDirectory: inContainer ? IN_CONTAINER_ROOT : dataDir,
     listen: opts.listen,
     tls: tls ? { certificate: seen(tls.cert), key: seen(tls.key) } : undefined,
   };
-  const client = tls ? Deno.createHttpClient({ caCerts: [(await readCa(dataDir))!] }) : undefined;
+  const client = tls ? Deno.createHttpClient({ caCerts: [tlsDir?.caPem ?? (await readCa(dataDir))!] }) : undefined;
   if (tls) log.info(`Serving HTTPS with ${tls.cert}, issued by the CA ${tls.caCert} (give it to the nodes)`);
   await atomicWrite(configPath, renderRegistryConfig(cfg));
 
@@ -125,6 +133,7 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
         `${dataDir}:${IN_CONTAINER_ROOT}:ro,Z`,
         "-v",
         `${configPath}:${IN_CONTAINER_CONFIG}:ro,Z`,
+        ...(tlsDir ? ["-v", `${tlsDir.dir}:${IN_CONTAINER_TLS}:ro,Z`] : []),
         ...env,
         opts.registryImage,
       ],
@@ -230,8 +239,9 @@ export type ServeCliOptions =
 /** `isoload serve (--data-dir DIR | --source PATH)`. */
 export const serveCommand: Command<ServeCliOptions> = {
   summary: "Run a read-only registry over a loaded data directory, or straight from an archive in place",
-  usage: "isoload serve --data-dir DIR [--listen HOST:PORT] [--builtin | --registry-command PATH | --registry-image REF] [--tls …]\n" +
-    "       isoload serve --source ARCHIVE|DIR [--data-dir DIR] [--builtin] [--listen HOST:PORT] [--tls …]\n" +
+  usage: "isoload serve --data-dir DIR [--listen HOST:PORT] [--builtin | --registry-command PATH | --registry-image REF]\n" +
+    "                     [--tls [--hostname NAME…] [--ip ADDR…] | --tls-dir DIR]\n" +
+    "       isoload serve --source ARCHIVE|DIR [--data-dir DIR] [--builtin] [--listen HOST:PORT] [--tls … | --tls-dir DIR]\n" +
     "       isoload serve --data-dir DIR --peer https://HOST:PORT… [--no-fill] [--jobs N] [--ca FILE] [--certs-dir DIR] [--listen …]",
   description: "Runs a read-only registry in the foreground. --builtin (the default when no registry is named) is isoload's own\n" +
     "server: the pull side of the OCI Distribution Specification, nothing else needed. --registry-command runs a\n" +
@@ -277,6 +287,11 @@ export const serveCommand: Command<ServeCliOptions> = {
       multiple: true,
       help: "With --tls: an address the nodes reach host0 at (repeatable; 127.0.0.1 and ::1 are always included).",
     },
+    "tls-dir": {
+      type: "string",
+      arg: "DIR",
+      help: "Serve HTTPS with DIR/server.crt and DIR/server.key (made by isoload tls --out DIR, the cluster's CA).",
+    },
     "source-registry": { type: "string", arg: "HOST", help: "With --source: registry for image names that carry none." },
     peer: {
       type: "string",
@@ -297,6 +312,7 @@ export const serveCommand: Command<ServeCliOptions> = {
   examples: [
     "isoload serve --data-dir /var/lib/isoload",
     "isoload serve --data-dir /var/lib/isoload --peer https://master-0:22625 --peer https://master-1:22625 --ca /etc/isoload/tls/ca.crt",
+    "isoload serve --source '/run/media/iso/images/mirror_*.tar' --listen '[::]:22625' --tls-dir /etc/isoload/tls",
     "isoload serve --source /run/media/iso/images/mirror_000001.tar --listen 0.0.0.0:22625",
     "isoload serve --data-dir /var/lib/isoload --registry-command /usr/bin/docker-registry --tls --hostname host0.example.com --ip 192.168.111.20",
   ],
@@ -319,7 +335,9 @@ export const serveCommand: Command<ServeCliOptions> = {
     const dataDir = str(v, "data-dir");
     if (!source && !dataDir) throw new UsageError("give --data-dir DIR, or --source PATH to serve an archive in place");
     // Found here, before the archive is indexed: the CA and certificate are kept in a data directory.
-    if (serving.tls && !dataDir) throw new UsageError("--tls needs --data-dir DIR (with --source too): its CA and certificate live there");
+    if (serving.tls && "ips" in serving.tls && !dataDir) {
+      throw new UsageError("--tls needs --data-dir DIR (with --source too): its CA and certificate live there");
+    }
     const peerUrls = list(v, "peer");
     if (!peerUrls.length) refuse(v, ["no-fill", "jobs", "ca"], "goes with --peer");
     if (peerUrls.length && source) throw new UsageError("--peer goes with --data-dir, not --source");
@@ -348,6 +366,8 @@ export const serveCommand: Command<ServeCliOptions> = {
     if (o.binaryFile && !(await Deno.stat(o.binaryFile).then((st) => st.isFile, () => false))) {
       throw new InputError(`Cannot serve the isoload binary ${o.binaryFile}: it is not a file`);
     }
+    // The TLS material is checked before the archive is read: a missing key fails in a moment, not after the index pass.
+    const tls = await builtinTls(o.dataDir, o.serving.tls);
     if (o.peers) {
       const peering = await servingWithPeers(
         o.dataDir!,
@@ -357,7 +377,7 @@ export const serveCommand: Command<ServeCliOptions> = {
       try {
         return await runBuiltin(peering.built, {
           listen: o.serving.listen,
-          tls: await builtinTls(o.dataDir, o.serving.tls),
+          tls,
           readyTimeoutMs: o.serving.readyTimeoutMs,
           accessLog: o.accessLog,
           binaryFile: o.binaryFile,
@@ -371,7 +391,7 @@ export const serveCommand: Command<ServeCliOptions> = {
     const built = o.source ? await contentInPlace(o.source, o.naming, log) : await contentFromDataDir(resolve(o.dataDir!));
     return await runBuiltin(built, {
       listen: o.serving.listen,
-      tls: await builtinTls(o.dataDir, o.serving.tls),
+      tls,
       readyTimeoutMs: o.serving.readyTimeoutMs,
       accessLog: o.accessLog,
       binaryFile: o.binaryFile,

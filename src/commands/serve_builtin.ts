@@ -23,7 +23,7 @@ import { archiveBlobs, firstOf, type ServedContent, servedContent, treeBlobs } f
 import { sdNotify } from "../server/sd_notify.ts";
 import { runningIsoloadBinary } from "../util/own_binary.ts";
 import { openSource } from "../archive/source.ts";
-import { ensureServerCert, type TlsPaths } from "../server/tls.ts";
+import { ensureServerCert, readTlsDir, type TlsPaths, tlsPaths } from "../server/tls.ts";
 
 /** What the built-in server is to serve, and what it was built from (for the ready line). */
 export interface BuiltinContent {
@@ -106,14 +106,15 @@ export interface BuiltinRunOptions {
   duringFallback?: string;
 }
 
-/** TLS material for DIR, when asked for. */
+/** TLS material for DIR (or from a TLS directory), when asked for. */
 export async function builtinTls(
   dataDir: string | undefined,
-  tls: { hostnames: string[]; ips: string[] } | undefined,
+  tls: { hostnames: string[]; ips: string[] } | { dir: string } | undefined,
 ): Promise<TlsPaths | undefined> {
   if (!tls) return undefined;
+  if ("dir" in tls) return await readTlsDir(resolve(tls.dir));
   if (!dataDir) throw new InputError("Cannot serve with --tls: its CA and certificate live in a --data-dir; give one");
-  return await ensureServerCert(resolve(dataDir), tls.hostnames, tls.ips);
+  return await ensureServerCert(tlsPaths(resolve(dataDir)), tls.hostnames, tls.ips);
 }
 
 /**

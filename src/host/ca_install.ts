@@ -25,6 +25,11 @@ export async function installedCa(certsDir: string, mirror: string): Promise<str
   return text === undefined ? undefined : checkCaPem(text, path);
 }
 
+/** The text of the CA file isoload installs for `mirror` (the same bytes whether written at boot or shipped in Ignition). */
+export function caFileText(mirror: string, pem: string): string {
+  return `${CA_MARKER} ${mirror}\n${pem.endsWith("\n") ? pem : pem + "\n"}`;
+}
+
 /**
  * Installs `pem` as the CA for `mirror`, atomically. A file there that
  * isoload did not write is left alone unless it already holds the same
@@ -32,7 +37,7 @@ export async function installedCa(certsDir: string, mirror: string): Promise<str
  */
 export async function installCa(certsDir: string, mirror: string, pem: string): Promise<boolean> {
   const path = caPathFor(certsDir, mirror);
-  const text = `${CA_MARKER} ${mirror}\n${pem}`;
+  const text = caFileText(mirror, pem);
   const current = await readTextIfExists(path);
   if (current !== undefined && !current.startsWith(CA_MARKER)) {
     if (current.trim() === pem.trim()) return false;

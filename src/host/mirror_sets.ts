@@ -49,3 +49,19 @@ export function renderTrustedCa(mirrorHost: string, caPem: string, name = "isolo
   };
   return stringify(configMap, { lineWidth: 0 }) + "---\n" + stringify(image, { lineWidth: 0 });
 }
+
+/**
+ * The cluster Image config that tells the Machine Config Operator the mirrors
+ * are plain HTTP: without it, the MCO renders them with no `insecure` and
+ * installed nodes ask them over HTTPS ("server gave HTTP response to HTTPS
+ * client").
+ */
+export function renderInsecureImageConfig(mirrorHosts: string[]): string {
+  const image = {
+    apiVersion: "config.openshift.io/v1",
+    kind: "Image",
+    metadata: { name: "cluster" },
+    spec: { registrySources: { insecureRegistries: [...new Set(mirrorHosts)] } },
+  };
+  return stringify(image, { lineWidth: 0 });
+}

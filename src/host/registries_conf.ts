@@ -154,25 +154,42 @@ export function findEntry(entries: RegistryEntry[], repo: string): RegistryEntry
   return best;
 }
 
-/** How isoload's mirror should serve a repository. */
+/** How isoload's mirrors should serve a repository. */
 export interface MirrorTarget {
   /** Source repository: the entry's prefix. */
   source: string;
-  /** Mirror location: `HOST:PORT/<repository in isoload's tree>`. */
+  /** First mirror location: `HOST:PORT/<repository in isoload's tree>`. */
   mirror: string;
+  /** Further mirror locations, tried in this order after the first (a node's own registry first, then host0). */
+  also?: string[];
   /** True when the archive carries tags for this repository. */
   tagged: boolean;
 }
 
-/** One target per source repository of the loaded images, sorted. */
-export function mirrorTargets(images: LoadedImage[], mirrorHost: string): MirrorTarget[] {
+/**
+ * One target per source repository of the loaded images, sorted. Several
+ * mirror hosts are listed in the order given: containers/image tries mirrors
+ * in order, so a later one takes over when an earlier one does not answer.
+ */
+export function mirrorTargets(images: LoadedImage[], mirrorHosts: string | string[]): MirrorTarget[] {
+  const [first, ...rest] = typeof mirrorHosts === "string" ? [mirrorHosts] : [...new Set(mirrorHosts)];
   const bySource = new Map<string, MirrorTarget>();
   for (const img of images) {
-    const t = bySource.get(img.source) ?? { source: img.source, mirror: `${mirrorHost}/${img.repository}`, tagged: false };
+    const t = bySource.get(img.source) ?? {
+      source: img.source,
+      mirror: `${first}/${img.repository}`,
+      ...(rest.length ? { also: rest.map((h) => `${h}/${img.repository}`) } : {}),
+      tagged: false,
+    };
     if (img.tags.length) t.tagged = true;
     bySource.set(img.source, t);
   }
   return [...bySource.values()].sort((a, b) => (a.source < b.source ? -1 : 1));
+}
+
+/** The HOST:PORT of a mirror location. */
+export function mirrorHostOf(location: string): string {
+  return location.split("/")[0];
 }
 
 /**
@@ -181,16 +198,23 @@ export function mirrorTargets(images: LoadedImage[], mirrorHost: string): Mirror
  * flags, and its mirrors after isoload's, since this entry replaces it.
  * Repositories with tags in the archive get pull-from-mirror "all" so tag
  * pulls work offline; digest-only ones get "digest-only", as the MCO renders
- * an ImageDigestMirrorSet.
+ * an ImageDigestMirrorSet. `insecure` says, for all of isoload's mirrors or
+ * per mirror host, which ones are plain HTTP.
  */
-export function entryFor(target: MirrorTarget, existing: RegistryEntry | undefined, insecure: boolean): RegistryEntry {
-  const ours: MirrorSpec = {
-    location: target.mirror,
-    insecure: insecure || undefined,
+export function entryFor(
+  target: MirrorTarget,
+  existing: RegistryEntry | undefined,
+  insecure: boolean | ((mirrorHost: string) => boolean),
+): RegistryEntry {
+  const plain = typeof insecure === "boolean" ? () => insecure : insecure;
+  const ours: MirrorSpec[] = [target.mirror, ...(target.also ?? [])].map((location) => ({
+    location,
+    insecure: plain(mirrorHostOf(location)) || undefined,
     pullFromMirror: target.tagged ? "all" : "digest-only",
-  };
-  if (!existing) return { prefix: target.source, location: target.source, mirrors: [ours] };
+  }));
+  if (!existing) return { prefix: target.source, location: target.source, mirrors: ours };
   const rest = target.source.slice(existing.prefix.length);
+  const oursAt = new Set(ours.map((m) => m.location));
   const carried = existing.mirrors
     .map((m) => ({
       ...m,
@@ -198,13 +222,13 @@ export function entryFor(target: MirrorTarget, existing: RegistryEntry | undefin
       // mirror-by-digest-only cannot sit beside pull-from-mirror: express it per mirror.
       pullFromMirror: m.pullFromMirror ?? (existing.mirrorByDigestOnly ? "digest-only" as const : undefined),
     }))
-    .filter((m) => m.location !== ours.location);
+    .filter((m) => !oursAt.has(m.location));
   return {
     prefix: target.source,
     location: existing.location + rest,
     insecure: existing.insecure,
     blocked: existing.blocked,
-    mirrors: [ours, ...carried],
+    mirrors: [...ours, ...carried],
   };
 }
 

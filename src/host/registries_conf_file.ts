@@ -77,15 +77,18 @@ export interface ConfPlan {
 }
 
 /** Plans the target's new text (pure given the host's files) and checks the combined result. */
-export function planRegistriesConf(host: HostConf, targets: MirrorTarget[], insecure: boolean, note: string): ConfPlan {
+export function planRegistriesConf(
+  host: HostConf,
+  targets: MirrorTarget[],
+  insecure: boolean | ((mirrorHost: string) => boolean),
+  note: string,
+): ConfPlan {
   const warnings: string[] = [];
   const foreign = host.targetText !== undefined && !isOwned(host.targetText);
   const own = foreign ? parseRegistriesConf(host.targetText!, host.target) : undefined;
   const context = combineConfs([...host.before, ...(own ? [{ where: host.target, conf: own }] : [])]);
   const entries = targets.map((t) => entryFor(t, findEntry(context, t.source), insecure));
-  for (const e of entries) {
-    if (e.blocked) warnings.push(`${e.prefix} is blocked by the host's configuration; pulls of it will fail even from the mirror`);
-  }
+  // No warning for `blocked = true`: containers/image checks blocked per endpoint, so pulls through the mirror still work.
   const text = foreign ? mergeIntoForeign(host.targetText!, entries, host.target) : renderOwnedFile(entries, note);
   const mine = parseRegistriesConf(text, host.target);
   combineConfs([...host.before, { where: host.target, conf: mine }, ...host.after]);

@@ -1,9 +1,12 @@
 /**
- * The registry's TLS material, made on first use inside DIR (RHCOS has no
- * openssl): a CA that nodes trust, and a server certificate it signs for the
- * names and addresses host0 is reached at. Kept across restarts; the server
- * certificate is re-issued by the same CA when asked for a name it lacks, so
- * nodes that trust the CA keep trusting the registry.
+ * The registry's TLS material (RHCOS has no openssl): a CA that nodes trust,
+ * and a server certificate it signs for the names and addresses the registry
+ * is reached at. One implementation for both places it lives: a TLS directory
+ * made before the ISO is built (`isoload tls --out DIR`, shipped to every
+ * node) and a data directory's `isoload/tls` (made on first use by `serve
+ * --tls`). Kept across runs; the server certificate is re-issued by the same
+ * CA when asked for a name it lacks, so nodes that trust the CA keep trusting
+ * the registry.
  */
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
@@ -25,10 +28,48 @@ export interface TlsPaths {
   key: string;
 }
 
-/** Paths under `DIR/isoload/tls`. */
-export function tlsPaths(dataDir: string): TlsPaths {
-  const dir = join(dataDir, "isoload", "tls");
+/** The files of a TLS directory: `ca.crt`, `ca.key` (0600, never shipped), `server.crt`, `server.key` (0600). */
+export function tlsDirPaths(dir: string): TlsPaths {
   return { dir, caCert: join(dir, "ca.crt"), caKey: join(dir, "ca.key"), cert: join(dir, "server.crt"), key: join(dir, "server.key") };
+}
+
+/** A data directory's TLS directory, `DIR/isoload/tls`. */
+export function tlsPaths(dataDir: string): TlsPaths {
+  return tlsDirPaths(join(dataDir, "isoload", "tls"));
+}
+
+/** The CA certificate of a TLS directory, for commands that only trust it (`--tls-dir`). */
+export async function readTlsCa(dir: string): Promise<string> {
+  const path = tlsDirPaths(dir).caCert;
+  const text = await readTextIfExists(path).catch((e) => {
+    throw new InputError(`Cannot use the TLS directory ${dir}: cannot read ${path}`, { cause: e });
+  });
+  if (text === undefined) {
+    throw new InputError(`Cannot use the TLS directory ${dir}: ${path} is missing (isoload tls --out ${dir} makes it)`);
+  }
+  return checkCaPem(text, path);
+}
+
+/**
+ * A TLS directory given to serve or trust (`--tls-dir`): its CA certificate,
+ * server certificate and key must all be there and be PEM. The CA key is not
+ * needed (nodes never get it).
+ */
+export async function readTlsDir(dir: string): Promise<TlsPaths & { caPem: string }> {
+  const p = tlsDirPaths(dir);
+  const texts: string[] = [];
+  for (const path of [p.caCert, p.cert, p.key]) {
+    const text = await readTextIfExists(path).catch((e) => {
+      throw new InputError(`Cannot use the TLS directory ${dir}: cannot read ${path}`, { cause: e });
+    });
+    if (text === undefined || !text.includes("-----BEGIN ")) {
+      throw new InputError(
+        `Cannot use the TLS directory ${dir}: ${path} is ${text === undefined ? "missing" : "not PEM"} (isoload tls --out ${dir} makes it)`,
+      );
+    }
+    texts.push(text);
+  }
+  return { ...p, caPem: checkCaPem(texts[0], p.caCert) };
 }
 
 function pem(label: string, der: ArrayBuffer): string {
@@ -47,9 +88,8 @@ function randomSerial(): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-/** The CA of DIR, made when absent. Returns its certificate (PEM) and key. */
-export async function ensureCa(dataDir: string): Promise<{ pem: string; key: CryptoKey; cert: x509.X509Certificate }> {
-  const p = tlsPaths(dataDir);
+/** The CA of a TLS directory, made when absent. Returns its certificate (PEM) and key. */
+export async function ensureCa(p: TlsPaths): Promise<{ pem: string; key: CryptoKey; cert: x509.X509Certificate }> {
   try {
     const [certText, keyText] = [await readTextIfExists(p.caCert), await readTextIfExists(p.caKey)];
     if (certText && keyText) {
@@ -99,13 +139,13 @@ function sansOf(cert: x509.X509Certificate): { dns: string[]; ip: string[] } {
 }
 
 /**
- * The server certificate and key for the registry, issued by DIR's CA for
- * `hostnames` and `ips` (plus localhost and loopback). An existing one is kept
- * when it covers them and is valid for another 30 days.
+ * The server certificate and key for the registry, issued by the TLS
+ * directory's CA (made when absent) for `hostnames` and `ips` (plus localhost
+ * and loopback). An existing one is kept when it covers them and is valid for
+ * another 30 days.
  */
-export async function ensureServerCert(dataDir: string, hostnames: string[], ips: string[]): Promise<TlsPaths> {
-  const p = tlsPaths(dataDir);
-  const ca = await ensureCa(dataDir);
+export async function ensureServerCert(p: TlsPaths, hostnames: string[], ips: string[]): Promise<TlsPaths> {
+  const ca = await ensureCa(p);
   const want = serverSans(hostnames, ips);
   try {
     const current = await readTextIfExists(p.cert);
@@ -144,6 +184,12 @@ export async function ensureServerCert(dataDir: string, hostnames: string[], ips
     if (e instanceof EnvironmentError) throw e;
     throw new InputError(`Cannot issue the registry's server certificate in ${p.dir}`, { cause: e });
   }
+}
+
+/** What a PEM certificate covers and until when (for messages and tests). */
+export function describeCertificate(pem: string): { subject: string; issuer: string; notAfter: Date; dns: string[]; ip: string[] } {
+  const cert = new x509.X509Certificate(pem);
+  return { subject: cert.subject, issuer: cert.issuer, notAfter: cert.notAfter, ...sansOf(cert) };
 }
 
 /** DIR's CA certificate (PEM), or undefined when the registry of DIR has no TLS. */
