@@ -2,7 +2,8 @@
  * A small validator for a CRD's openAPIV3Schema: type, properties (unknown
  * fields are reported, where Kubernetes would silently prune them),
  * required, items, enum, pattern, minLength/maxLength, minItems/maxItems and
- * x-kubernetes-list-type: set. Enough for the openshift/api schemas the tests
+ * x-kubernetes-list-type: set, and the `self.matches('…')` CEL rules of
+ * x-kubernetes-validations on strings. Enough for the openshift/api schemas the tests
  * check documents against; it reports every problem with its path.
  */
 import { parse } from "yaml";
@@ -21,6 +22,13 @@ export interface Schema {
   maxItems?: number;
   "x-kubernetes-list-type"?: string;
   "x-kubernetes-preserve-unknown-fields"?: boolean;
+  "x-kubernetes-validations"?: { rule: string; message?: string }[];
+}
+
+/** The regular expression of a `self.matches('…')` CEL rule (CEL's `\\` is one backslash), or undefined for other rules. */
+function celMatches(rule: string): RegExp | undefined {
+  const m = /^self\.matches\('(.*)'\)$/.exec(rule.trim());
+  return m ? new RegExp(m[1].replaceAll("\\\\", "\\")) : undefined;
 }
 
 /** The schema of a CRD file's version `version` (or its first). */
@@ -54,6 +62,10 @@ export function validate(schema: Schema, value: unknown, path = "$"): string[] {
     }
     if (schema.minLength !== undefined && value.length < schema.minLength) errs.push(`${path}: shorter than ${schema.minLength}`);
     if (schema.maxLength !== undefined && value.length > schema.maxLength) errs.push(`${path}: longer than ${schema.maxLength}`);
+    for (const rule of schema["x-kubernetes-validations"] ?? []) {
+      const re = celMatches(rule.rule);
+      if (re && !re.test(value)) errs.push(`${path}: ${rule.message ?? rule.rule} (${JSON.stringify(value)})`);
+    }
   }
   if (Array.isArray(value)) {
     if (schema.minItems !== undefined && value.length < schema.minItems) errs.push(`${path}: fewer than ${schema.minItems} items`);

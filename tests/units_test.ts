@@ -1,26 +1,9 @@
 /** `isoload units`: what it writes passes systemd-analyze verify and ignition-validate, and ships what every host needs. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { isoload, sampleFixture, tool, withTempDir } from "./_helpers.ts";
+import { isoload, tool, withTempDir } from "./_helpers.ts";
+import { exportedList, shim, UNIT_CASES } from "./_units.ts";
 import { upstream } from "./_upstream.ts";
-
-/** An executable to stand for isoload on the host: verify checks that ExecStart's binary exists. */
-export async function shim(dir: string): Promise<string> {
-  const path = join(dir, "isoload");
-  await Deno.writeTextFile(path, "#!/bin/sh\nexit 0\n");
-  await Deno.chmod(path, 0o755);
-  return path;
-}
-
-/** The sample's image list as the ISO builder exports it (isoload inspect --json ARCHIVE) at DIR/images.json; returns its path. */
-export async function exportedList(dir: string): Promise<string> {
-  const { tar } = await sampleFixture();
-  const list = join(dir, "images.json");
-  const r = await isoload(["inspect", "--json", tar]);
-  assert.equal(r.code, 0, r.stderr);
-  await Deno.writeTextFile(list, r.stdout);
-  return list;
-}
 
 async function verify(files: string[]): Promise<void> {
   const out = await new Deno.Command("systemd-analyze", { args: ["verify", "--man=no", ...files], stdout: "piped", stderr: "piped" })
@@ -29,20 +12,6 @@ async function verify(files: string[]): Promise<void> {
   assert.equal(out.code, 0, `systemd-analyze verify ${files.join(" ")}: ${err}`);
   assert.doesNotMatch(err, /isoload/, `no warnings about isoload's units: ${err}`);
 }
-
-/** Each role and mode `units` knows, with the units it writes. */
-export const UNIT_CASES: [string, string[], string[]][] = [
-  ["all", [], ["isoload-registries-conf.service", "isoload-registry.service"]],
-  ["h0", ["--role", "host0"], ["isoload-registries-conf.service", "isoload-registry.service"]],
-  ["n1", ["--role", "node", "--before", "crio.service,kubelet.service"], ["isoload-registries-conf.service", "isoload-registry.service"]],
-  ["copy", ["--role", "host0", "--data-dir", "/var/lib/isoload"], [
-    "isoload-registries-conf.service",
-    "isoload-load.service",
-    "isoload-registry.service",
-  ]],
-  ["storage", ["--mode", "storage"], ["isoload-registries-conf.service", "isoload-registry.service", "isoload-load.service"]],
-  ["http", ["--insecure-http"], ["isoload-registries-conf.service", "isoload-registry.service"]],
-];
 
 Deno.test("units: every role and mode passes systemd-analyze verify, ordered before the pullers, after no network target", async () => {
   await withTempDir("units", async (dir) => {
