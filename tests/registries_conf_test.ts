@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "smol-toml";
-import { isoload, sampleFixture, withTempDir } from "./_helpers.ts";
+import { freePort, isoload, sampleFixture, serve, withTempDir } from "./_helpers.ts";
+import { upstream } from "./_upstream.ts";
 
 /** skopeo parses the configuration (the pull itself fails later: no network, no server). */
 async function skopeoAccepts(conf: string): Promise<void> {
@@ -85,5 +86,71 @@ Deno.test("load: a v1-format main file is refused for merging and left untouched
     assert.match(r.stderr, /v1 format/);
     assert.equal(await Deno.readTextFile(conf), v1);
     await assert.rejects(Deno.stat(join(dir, "data")), "refused before any load work");
+  });
+});
+
+Deno.test("load and registries-conf: repeated --mirror lists every mirror in order; a blocked source still pulls through them (skopeo 1.20)", async () => {
+  const { fixture, tar } = await sampleFixture();
+  await withTempDir("mirrors", async (dir) => {
+    const conf = join(dir, "registries.conf");
+    // The host blocks quay.io itself: containers/image checks blocked per endpoint, so the mirrors still serve.
+    await Deno.writeTextFile(conf, '[[registry]]\nlocation = "quay.io"\nblocked = true\n');
+    const port = freePort();
+    const r = await isoload([
+      "load",
+      tar,
+      "--data-dir",
+      join(dir, "data"),
+      "--mirror",
+      `127.0.0.1:${port}`,
+      "--mirror",
+      "10.1.2.3:22625",
+      "--registries-conf",
+      conf,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /blocked/, "no warning: pulls through the mirror work");
+    const doc = parse(await Deno.readTextFile(conf)) as {
+      registry: { prefix?: string; blocked?: boolean; mirror?: { location: string }[] }[];
+    };
+    for (const img of fixture.images) {
+      const e = doc.registry.find((x) => x.prefix === img.source)!;
+      assert.deepEqual(e.mirror!.map((m) => m.location.split("/")[0]), [`127.0.0.1:${port}`, "10.1.2.3:22625"], img.source);
+      if (img.source.startsWith("quay.io/")) assert.equal(e.blocked, true, "the host's blocked is carried over");
+    }
+    const nodeConf = join(dir, "node.conf");
+    const nr = await isoload([
+      "registries-conf",
+      "--mirror",
+      "localhost:22625",
+      "--mirror",
+      "10.1.2.3:22625",
+      "--data-dir",
+      join(dir, "data"),
+      "--out",
+      nodeConf,
+      "--certs-dir",
+      join(dir, "certs"),
+    ]);
+    assert.equal(nr.code, 0, nr.stderr);
+    assert.match(
+      await Deno.readTextFile(nodeConf),
+      /location = "localhost:22625\/[^"]+"\ninsecure = true[\s\S]*?location = "10\.1\.2\.3:22625\//,
+    );
+    const skopeo = upstream("bin/skopeo-1.20", "the blocked-source pull with skopeo 1.20");
+    if (!skopeo) return;
+    const served = await serve(["--data-dir", join(dir, "data"), "--listen", `127.0.0.1:${port}`]);
+    try {
+      for (const [i, img] of fixture.images.entries()) {
+        const out = await new Deno.Command(skopeo, {
+          args: ["--registries-conf", conf, "copy", "--quiet", `docker://${img.source}@${img.digest}`, `dir:${join(dir, `p${i}`)}`],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      }
+    } finally {
+      assert.equal(await served.stop(), 0);
+    }
   });
 });
