@@ -113,13 +113,30 @@ Deno.test("parseCommandLine() load: each mode takes its own options", () => {
 });
 
 Deno.test("parseCommandLine() units, wait, registries-conf, mirror-config: their rules", () => {
-  assert.match(usage("units --mirror h:1 --out o"), /--role must be host0 or node/);
-  assert.match(usage("units --role node --mode storage --out o"), /--mode storage has no registry for other nodes/);
-  assert.match(usage("units --role host0 --mirror h:1 --out o --expect f"), /--expect goes with --role node/);
+  // Every host boots the same ISO: one set of units for all, serving in place over TLS unless told otherwise.
+  assert.match(usage("units --role bootstrap --mirror h:1 --out o"), /--role must be all, host0 or node/);
+  assert.match(usage("units --role node --mode storage --out o"), /--mirror is required/);
   assert.match(usage("units --role host0 --mirror h:1 --out o --binary isoload"), /--binary must be an absolute path/);
   assert.match(usage("units --role host0 --mirror h:1 --out o --before crio"), /--before wants unit names/);
   assert.match(usage("units --role node --mirror h:1 --expect missing.json"), /--out is required/);
   assert.match(usage("units --role host0 --mirror h:1 --out o --format yaml"), /--format must be files or ignition/);
+  assert.match(usage("units --mirror h:1 --out o --insecure-http --tls-dir t"), /--insecure-http serves plain HTTP: --tls-dir/);
+  assert.match(usage("units --mirror h:1 --out o --tls-dir t --cluster a --base-domain b.c"), /--tls-dir brings one already made/);
+  assert.match(usage("units --mirror h:1 --out o --registry-image r"), /serve a --data-dir copy/);
+  const units = options<{ units: { role: string; dataDir?: string }; tls: unknown }>("units --mirror 10.1.2.3:22625 --out o");
+  assert.equal(units.units.role, "all");
+  assert.equal(units.units.dataDir, undefined, "in place by default");
+  assert.deepEqual(units.tls, { make: { hostnames: [], ips: [], rendezvous: "10.1.2.3", clusterDomain: undefined } });
+  assert.match(usage("tls --rendezvous 10.1.2.3"), /--out is required/);
+  assert.match(usage("tls --out o --cluster ocp"), /--cluster and --base-domain go together/);
+  assert.match(usage("tls --out o --ip host0"), /--ip must be an IPv4 or IPv6 address/);
+  assert.deepEqual(options("tls --out o --rendezvous host0.example.com --cluster-domain ocp.example.com --ip fd00::1"), {
+    out: "o",
+    names: { hostnames: [], ips: ["fd00::1"], rendezvous: "host0.example.com", clusterDomain: "ocp.example.com" },
+  });
+  assert.match(usage("serve --source a.tar --tls --tls-dir t"), /--tls-dir uses one made before/);
+  assert.match(usage("mirror-config --expect f --mirror h:1 --insecure-http --tls-dir t"), /exclude each other/);
+  assert.match(usage("mirror-config --mirror h:1"), /exactly one of --data-dir DIR or --expect FILE/);
   for (const cmd of ["wait", "registries-conf"]) {
     assert.match(usage(`${cmd} --mirror h:1`), /exactly one of --data-dir DIR or --expect FILE/);
     assert.match(usage(`${cmd} --mirror h:1 --data-dir d --expect f`), /exactly one of --data-dir DIR or --expect FILE/);

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { checkTree, freePort, isoload, ROOT, sampleFixture, serve, tinyBlobsArchive, withTempDir } from "./_helpers.ts";
 
-const COMMANDS = ["inspect", "load", "serve", "registries-conf", "wait", "units", "status", "verify", "mirror-config"];
+const COMMANDS = ["inspect", "load", "serve", "registries-conf", "wait", "tls", "units", "status", "verify", "mirror-config"];
 
 Deno.test("help: isoload --help lists every command; each command's --help explains its options and ends with an example", async () => {
   const top = await isoload(["--help"]);

@@ -136,11 +136,11 @@ export const unitsCommand: Command<UnitsCliOptions> = {
     "wait-timeout": { type: "string", arg: "DURATION", help: "Accepted for compatibility: hosts no longer wait for host0." },
   },
   examples: [
-    "isoload tls --out ./tls --rendezvous 192.168.111.20 --cluster ocp --base-domain example.com",
-    "isoload inspect --json mirror_000001.tar > images.json",
     "isoload units --mirror 192.168.111.20:22625 --tls-dir ./tls --expect images.json --out ./units --format ignition",
     "isoload units --mirror 192.168.111.20:22625 --mode storage --tls-dir ./tls --expect images.json --out ./units",
     "isoload units --mirror 192.168.111.20:22625 --data-dir /var/mnt/data/isoload --expect images.json --out ./units",
+    "isoload tls --out ./tls --rendezvous 192.168.111.20 --cluster ocp --base-domain example.com   # before: the cluster's TLS",
+    "isoload inspect --json 'mirror_*.tar' > images.json                                             # before: the image list",
   ],
   positionals: 0,
   parse(v) {
