@@ -31,9 +31,9 @@ function upstreamOrSkip(what: string): string | undefined {
 
 interface Generated {
   out: string;
-  /** The TLS directory (ca.crt, server.crt, server.key), also the data directory's. */
+  /** The cluster's TLS directory (isoload tls --out). */
   tls: string;
-  /** A data directory the sample was loaded into, whose TLS is `tls`. */
+  /** A data directory the sample was loaded into. */
   data: string;
   /** The file given as --binary, and its sha256 hex. */
   binary: string;
@@ -50,10 +50,10 @@ async function generate(dir: string, extra: string[] = []): Promise<Generated> {
   const data = join(dir, "data");
   const r0 = await isoload(["load", tar, "--data-dir", data, "--no-registries-conf", "--quiet"]);
   assert.equal(r0.code, 0, r0.stderr);
-  // The cluster's TLS, made the way serve --tls makes it (DIR/isoload/tls: ca.crt, server.crt, server.key).
-  const once = await serve(["--data-dir", data, "--listen", `127.0.0.1:${freePort()}`, "--tls", "--hostname", API_INT]);
-  assert.equal(await once.stop(), 0);
-  const tls = join(data, "isoload", "tls");
+  // The cluster's TLS, made before the ISO is (127.0.0.2 stands for api-int in the worker's namespace).
+  const tls = join(dir, "tls");
+  const t = await isoload(["tls", "--out", tls, ...CLUSTER, "--ip", "127.0.0.2", "--quiet"]);
+  assert.equal(t.code, 0, t.stderr);
   const binary = join(dir, "isoload-binary");
   await Deno.writeFile(binary, crypto.getRandomValues(new Uint8Array(60_000)));
   const out = join(dir, "openshift");
@@ -175,7 +175,7 @@ Deno.test("machine-configs: mco-render of the mirror sets pulls every image by d
     for (const [role, listen, apiIntIp] of [["master", "127.0.0.1", "127.0.0.3"], ["worker", "127.0.0.2", "127.0.0.2"]]) {
       const net = await netnsWithHosts(`127.0.0.1 localhost\n::1 localhost\n${apiIntIp} ${API_INT}\n`);
       try {
-        const served = await serve(["--data-dir", g.data, "--listen", `${listen}:22625`, "--tls", "--hostname", API_INT, "--ip", listen], {
+        const served = await serve(["--data-dir", g.data, "--listen", `${listen}:22625`, "--tls-dir", g.tls], {
           netns: net.ns,
         });
         try {
@@ -342,7 +342,7 @@ Deno.test("machine-configs: with no ISO the boot script gets the binary from a p
     const empty = join(dir, "no-iso");
     await Deno.mkdir(empty);
     const port = freePort();
-    const served = await serve(["--data-dir", g.data, "--listen", `127.0.0.1:${port}`, "--tls", "--binary-file", g.binary]);
+    const served = await serve(["--data-dir", g.data, "--listen", `127.0.0.1:${port}`, "--tls-dir", g.tls, "--binary-file", g.binary]);
     try {
       const settings = {
         iso_mount: `'${empty}'`,
