@@ -33,11 +33,14 @@ export function compilePermissions(): string[] {
 
 /** A compiled binary to test instead of main.ts (the Containerfile harness sets it). */
 const BIN = Deno.env.get("ISOLOAD_BIN");
+/** A bundle (dist/isoload.js) to test instead of main.ts, run with the compiled binary's permissions (the harness sets it without denort). */
+const BUNDLE = Deno.env.get("ISOLOAD_BUNDLE");
 
-/** How to start isoload: the compiled binary, main.ts from the checkout, or a given entry (the bundle); in a network namespace when given. */
+/** How to start isoload: the compiled binary, the bundle, main.ts from the checkout, or a given entry; in a network namespace when given. */
 function command(entry?: string, netns?: string, perms?: string[]): [string, string[]] {
-  const [cmd, pre]: [string, string[]] = BIN && !entry
-    ? [BIN, []]
+  const [cmd, pre]: [string, string[]] = BIN && !entry ? [BIN, []] : BUNDLE && !entry
+    // --no-config: the bundle alone, as the binary would be, not the checkout's deno.json and lock around it.
+    ? [Deno.execPath(), ["run", "--no-config", ...(perms ?? compilePermissions()), "--quiet", BUNDLE]]
     : [Deno.execPath(), ["run", ...(perms ?? ["--allow-all", "--unstable-net"]), "--quiet", entry ?? join(ROOT, "main.ts")]];
   return netns ? ["ip", ["netns", "exec", netns, cmd, ...pre]] : [cmd, pre];
 }
