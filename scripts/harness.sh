@@ -78,7 +78,7 @@ base_kind="upstream ($DENO_IMAGE, $TEST_BASE, $RUNTIME_BASE)"
 if [ "$local_bases" = 1 ]; then
   command -v mmdebstrap >/dev/null || {
     step "installing mmdebstrap"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
   }
   suite="${ISOLOAD_HARNESS_SUITE:-$( (. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}") || true)}"
   suite="${suite:-bookworm}"
