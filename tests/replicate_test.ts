@@ -400,8 +400,16 @@ Deno.test("serve --peer: an empty DIR serves at once; skopeo pulls every image t
       }
       assert.equal((await isoload(["verify", "--data-dir", data])).code, 0);
       assert.deepEqual(await treeOf(data), await treeOf(join(dir, "c")));
-      // Complete now: it serves alone, with no peer.
-      await pullAll(data, fixture, dir);
+      // Complete now: it serves alone, with its peer gone.
+      assert.equal(await peer.stop(), 0);
+      const alone = await serve(["--data-dir", data, "--peer", `http://127.0.0.1:${freePort()}`, "--listen", `127.0.0.1:${port}`], {
+        timeoutMs: 10_000,
+      });
+      try {
+        await pullEveryWay(fixture, conf, join(dir, "pulls-alone"));
+      } finally {
+        assert.equal(await alone.stop(), 0);
+      }
     } finally {
       await peer.stop();
     }

@@ -251,8 +251,9 @@ export const serveCommand: Command<ServeCliOptions> = {
     "no copy: one pass over its entries, then blobs as byte ranges of it, each checked against its digest the first\n" +
     "time it is served. Once /v2/ answers and every manifest is served by digest, prints one line and tells systemd\n" +
     "READY=1. SIGTERM or SIGINT stops it (in-flight downloads get 10 s); if an external registry dies, exits non-zero.\n" +
-    "--peer (built-in server) serves DIR even empty or unfinished: the image list comes from the first peer that\n" +
-    "answers (DIR's records when none does and DIR is complete), every manifest is copied into DIR at start, and a\n" +
+    "--peer (built-in server) serves DIR even empty or unfinished (a complete DIR is served as it is, peers or not):\n" +
+    "the image list comes from the first peer that answers (asked until --ready-timeout), every manifest is copied\n" +
+    "into DIR at start, and a\n" +
     "blob DIR lacks is copied from a peer on its first request (once, however many ask), verified before the last\n" +
     "byte reaches the client, and kept in DIR. Unless --no-fill, the rest is copied in the background (as load\n" +
     "https://PEER would) and DIR's records say complete once it is all there. The process holds DIR while serving.",

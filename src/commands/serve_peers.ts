@@ -1,7 +1,7 @@
 /**
  * `isoload serve --data-dir DIR --peer URL…`: serve at once, whatever DIR
- * holds. The image list comes from the peers (or DIR's records when no peer
- * answers and DIR is complete); every manifest is copied into DIR first (they
+ * holds. A complete DIR is served as it is; otherwise the image list comes
+ * from the first peer that answers, every manifest is copied into DIR first (they
  * are small), and a blob DIR lacks is copied from a peer on its first request,
  * the response following the copy as it lands. With fill (the default) the
  * rest is copied in the background, as `load https://PEER` would, and DIR's
@@ -45,19 +45,14 @@ export interface PeerServing {
   close(): void;
 }
 
-/** Asks the peers for their list until one answers or `timeoutMs` passes; undefined if none did. */
-async function listWithin(peers: Peer[], timeoutMs: number, canWait: boolean, log: Logger): Promise<PeerList | undefined> {
+/** Asks the peers for their list until one answers or `timeoutMs` passes (then EnvironmentError). */
+async function listWithin(peers: Peer[], timeoutMs: number, log: Logger): Promise<PeerList> {
   const end = Date.now() + timeoutMs;
   for (let round = 0;; round++) {
     try {
       return await listFromPeers(peers);
     } catch (e) {
-      if (!(e instanceof EnvironmentError)) throw e;
-      if (!canWait) {
-        log.warn(`${e.message}; serving what the data directory holds`);
-        return undefined;
-      }
-      if (Date.now() > end) throw e;
+      if (!(e instanceof EnvironmentError) || Date.now() > end) throw e;
       if (round % 10 === 0) log.info(`Waiting for a peer to answer: ${e.message}`);
       await new Promise((r) => setTimeout(r, 1000));
     }
@@ -81,8 +76,12 @@ export async function servingWithPeers(dir: string, opts: ServePeersOptions, log
     await store.clearTemp();
     for (const u of opts.urls) peers.push(await Peer.open(u, opts.trust));
     const previous = await readRecords(dataDir);
-    const list = await listWithin(peers, opts.listTimeoutMs, previous?.complete !== true, log);
-    if (!list) return { built: await contentFromRecords(dataDir, previous!), close };
+    if (previous?.complete) {
+      // Nothing to copy: serve DIR from its first second, whether or not the peers are up (a node rebooting while they are not).
+      log.info(`${dataDir} is complete: serving it; the peers are not needed`);
+      return { built: await contentFromRecords(dataDir, previous), close };
+    }
+    const list = await listWithin(peers, opts.listTimeoutMs, log);
 
     // Anything written makes the records say "unfinished" until the fill completes them.
     store.beforeWrite = async () => {

@@ -134,9 +134,9 @@ export class Peer {
    * GET a path; resolves once headers arrive. The body's reads share the same
    * idle timer: a peer silent for PEER_IDLE_MS is aborted (PeerError).
    */
-  async #get(path: string, what: string, accept?: string): Promise<Got> {
+  async #get(path: string, what: string, accept?: string, answerMs = PEER_IDLE_MS): Promise<Got> {
     const ctl = new AbortController();
-    let timer = setTimeout(() => ctl.abort(), PEER_IDLE_MS);
+    let timer = setTimeout(() => ctl.abort(), answerMs);
     const done = () => clearTimeout(timer);
     let res: Response;
     try {
@@ -169,7 +169,8 @@ export class Peer {
     const what = "the image list";
     let got;
     try {
-      got = await this.#get(PEER_IMAGES_PATH, what);
+      // A peer that does not answer the list soon is passed over for the next (a host still booting, a dead address).
+      got = await this.#get(PEER_IMAGES_PATH, what, undefined, LIST_ANSWER_MS);
     } catch (e) {
       if (e instanceof PeerError && /HTTP 404$/.test(e.message)) {
         throw new PeerError(
@@ -300,6 +301,8 @@ interface Got {
   touch: () => void;
   aborted: () => boolean;
 }
+/** How long a peer may take to start answering the image list. */
+const LIST_ANSWER_MS = 10_000;
 /** The image list of a release with every operator is a few MB at most. */
 const MAX_LIST_BYTES = 64 << 20;
 
