@@ -405,7 +405,7 @@ Deno.test("built-in registry: SIGTERM lets an in-flight download finish (or cuts
   });
 });
 
-Deno.test("built-in registry: a port already in use exits 5 (a host failure) with one line saying so, from DIR and in place", async () => {
+Deno.test("built-in registry: a port already in use exits 5 (a host failure) with one line, before indexing: serve from DIR, in place, load --serve", async () => {
   const { tar } = await sampleFixture();
   await withTempDir("portinuse", async (dir) => {
     const data = join(dir, "data");
@@ -413,13 +413,20 @@ Deno.test("built-in registry: a port already in use exits 5 (a host failure) wit
     const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const listen = `127.0.0.1:${(taken.addr as Deno.NetAddr).port}`;
     try {
-      for (const args of [["--data-dir", data], ["--source", tar]]) {
-        const r = await isoload(["serve", ...args, "--listen", listen], { timeoutMs: 60_000 });
-        assert.equal(r.code, 5, `${args[0]}: ${r.stderr}`);
+      const runs = [
+        ["serve", "--data-dir", data],
+        ["serve", "--source", tar],
+        ["load", tar, "--data-dir", join(dir, "data2"), "--no-registries-conf", "--serve"],
+      ];
+      for (const args of runs) {
+        const r = await isoload([...args, "--listen", listen], { timeoutMs: 60_000 });
+        assert.equal(r.code, 5, `${args.join(" ")}: ${r.stderr}`);
         const errors = r.stderr.split("\n").filter((l) => /Cannot listen/.test(l));
         assert.equal(errors.length, 1, r.stderr);
         assert.match(errors[0], new RegExp(`Cannot listen on ${listen.replaceAll(".", "\\.")}: the address is already in use`));
+        assert.doesNotMatch(r.stderr, /Indexed/, "refused before indexing the archive");
       }
+      await assert.rejects(Deno.stat(join(dir, "data2", "docker")), "load --serve wrote nothing");
     } finally {
       taken.close();
     }

@@ -24,7 +24,7 @@ import { isPeerAddress, parsePeerUrl } from "../peer/peer.ts";
 import { DEFAULT_PEER_JOBS } from "../peer/replicate.ts";
 import { load, type LoadOptions } from "./load_registry.ts";
 import { DEFAULT_PIN_FILE, defaultJobs, loadStorage, type StorageLoadOptions } from "./load_storage.ts";
-import { builtinTls, contentInPlace, runBuiltin } from "./serve_builtin.ts";
+import { builtinTls, checkListenable, contentInPlace, runBuiltin } from "./serve_builtin.ts";
 /** What `isoload load` was asked: a storage-mode load, or a registry-mode load (served while it runs with --serve). */
 export type LoadCliOptions =
   | { mode: "storage"; storage: StorageLoadOptions }
@@ -218,6 +218,7 @@ export const loadCommand: Command<LoadCliOptions> = {
       return ExitCode.ok;
     }
     // Serve while loading: index the archive in place, serve it, and load in the background.
+    checkListenable(o.serve.listen);
     const built = await contentInPlace(o.load.source, o.load.naming, log, resolve(o.load.dataDir));
     return await runBuiltin(built, {
       listen: o.serve.listen,

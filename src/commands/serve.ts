@@ -24,7 +24,7 @@ import { DEFAULT_CERTS_DIR } from "../host/ca_install.ts";
 import { parsePeerUrl } from "../peer/peer.ts";
 import { DEFAULT_PEER_JOBS } from "../peer/replicate.ts";
 import { type ServePeersOptions, servingWithPeers } from "./serve_peers.ts";
-import { builtinTls, contentFromDataDir, contentInPlace, runBuiltin } from "./serve_builtin.ts";
+import { builtinTls, checkListenable, contentFromDataDir, contentInPlace, runBuiltin } from "./serve_builtin.ts";
 import type { LoadedImage } from "../image/loaded_image.ts";
 import { watchInterrupts } from "../util/interrupt.ts";
 import { formatDuration, type Logger } from "../util/log.ts";
@@ -369,6 +369,7 @@ export const serveCommand: Command<ServeCliOptions> = {
     }
     // The TLS material is checked before the archive is read: a missing key fails in a moment, not after the index pass.
     const tls = await builtinTls(o.dataDir, o.serving.tls);
+    checkListenable(o.serving.listen);
     if (o.peers) {
       const peering = await servingWithPeers(
         o.dataDir!,

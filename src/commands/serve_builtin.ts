@@ -17,7 +17,7 @@ import { planLayout } from "../store/layout_plan.ts";
 import { formatDuration, type Logger } from "../util/log.ts";
 import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from "../server/readiness.ts";
 import { type Records, requireServableRecords } from "../store/records.ts";
-import { startRegistryServer } from "../server/server.ts";
+import { listenAddress, startRegistryServer } from "../server/server.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
 import { archiveBlobs, firstOf, type ServedContent, servedContent, treeBlobs } from "../server/content.ts";
 import { sdNotify } from "../server/sd_notify.ts";
@@ -130,6 +130,19 @@ export function listenError(listen: string, e: unknown): IsoloadError {
     return new EnvironmentError(`Cannot listen on ${listen}: ${(e as Error).message}`, { cause: e });
   }
   return new InputError(`Cannot listen on ${listen}: ${(e as Error).message}`, { cause: e });
+}
+
+/**
+ * Fails at once, before any indexing, when the address cannot be listened on
+ * (a port already in use, say): indexing a large archive in place first would
+ * only delay the same error. Listening for real may still fail later (a race).
+ */
+export function checkListenable(listen: string): void {
+  try {
+    Deno.listen(listenAddress(listen)).close();
+  } catch (e) {
+    throw listenError(listen, e);
+  }
 }
 
 /** Serves until SIGTERM or SIGINT; resolves to the exit code. */

@@ -95,6 +95,12 @@ export interface RunningServer {
   finished: Promise<void>;
 }
 
+/** HOST:PORT (or [V6]:PORT, or :PORT for every address) as Deno.serve and Deno.listen take it. */
+export function listenAddress(listen: string): { hostname: string; port: number } {
+  const i = listen.lastIndexOf(":");
+  return { hostname: listen.slice(0, i).replace(/^\[(.*)\]$/, "$1") || "0.0.0.0", port: Number(listen.slice(i + 1)) };
+}
+
 /** Listens on HOST:PORT (HTTPS when given a certificate and key) and serves `content`. */
 export function startRegistryServer(
   content: ServedContent,
@@ -106,9 +112,7 @@ export function startRegistryServer(
     binaryFile?: string;
   } = {},
 ): RunningServer {
-  const i = listen.lastIndexOf(":");
-  const hostname = listen.slice(0, i).replace(/^\[(.*)\]$/, "$1") || "0.0.0.0";
-  const port = Number(listen.slice(i + 1));
+  const { hostname, port } = listenAddress(listen);
   const handler = registryHandler(content, opts.accessLog, opts.warn, opts.binaryFile);
   const server = Deno.serve(
     { hostname, port, onListen() {}, ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}) },
