@@ -86,8 +86,8 @@ export function paginate(all: string[], url: URL): { page: string[]; link?: stri
  * name check refuses them.
  */
 export function rawPath(target: string): string {
-  const path = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/.test(target) ? target.replace(/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/, "") : target;
-  return path.replace(/[?#].*$/s, "");
+  // Drop scheme and authority (Request.url and absolute-form targets carry them), then query and fragment.
+  return target.replace(/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*/, "").replace(/[?#].*$/s, "");
 }
 
 /** Percent-decodes one path segment; 400 with `code` when it is not valid percent-encoded UTF-8. */
