@@ -56,7 +56,7 @@ Deno.test("parseCommandLine() serve: wrong combinations are usage errors found b
 Deno.test("parseCommandLine() serve: the built-in registry by default, an external one when named", () => {
   assert.deepEqual(options("serve --data-dir d"), {
     server: "builtin",
-    source: undefined,
+    sources: undefined,
     dataDir: "d",
     naming: { sourceRegistry: undefined },
     serving: { listen: "0.0.0.0:22625", tls: undefined, readyTimeoutMs: 120_000 },
@@ -64,7 +64,7 @@ Deno.test("parseCommandLine() serve: the built-in registry by default, an extern
   });
   assert.deepEqual(options("serve --source a.tar --data-dir d --tls --hostname h --ip 10.0.0.1 --access-log"), {
     server: "builtin",
-    source: "a.tar",
+    sources: ["a.tar"],
     dataDir: "d",
     naming: { sourceRegistry: undefined },
     serving: { listen: "0.0.0.0:22625", tls: { hostnames: ["h"], ips: ["10.0.0.1"] }, readyTimeoutMs: 120_000 },
@@ -82,11 +82,17 @@ Deno.test("parseCommandLine() serve: the built-in registry by default, an extern
     },
   });
   assert.equal(parseCommandLine("serve", ["--help"]), "help");
+  // Several files that are one source: --source repeated (each may be a glob, expanded later by isoload).
+  assert.deepEqual(options<{ sources: string[] }>("serve --source a/mirror_000001.tar --source a/mirror_000002.tar").sources, [
+    "a/mirror_000001.tar",
+    "a/mirror_000002.tar",
+  ]);
+  assert.deepEqual(options<{ sources: string[] }>("serve --source a/mirror_*.tar").sources, ["a/mirror_*.tar"]);
 });
 
 Deno.test("parseCommandLine() load: each mode takes its own options", () => {
   assert.match(usage("load a.tar"), /--data-dir is required/);
-  assert.match(usage("load --data-dir d"), /expected 1 argument \(SOURCE\), got 0/);
+  assert.match(usage("load --data-dir d"), /expected SOURCE \(one or more paths or quoted globs\), got none/);
   assert.match(usage("load a.tar --data-dir d --mode other"), /--mode must be registry or storage/);
   assert.match(usage("load a.tar --data-dir d --mode storage --tls"), /--tls applies to --mode registry only/);
   assert.match(usage("load a.tar --data-dir d --mode storage --serve"), /--serve applies to --mode registry only/);
@@ -96,12 +102,18 @@ Deno.test("parseCommandLine() load: each mode takes its own options", () => {
   assert.match(usage("load a.tar --data-dir d --no-registries-conf --registries-conf f"), /exclude each other/);
   assert.match(usage("load a.tar --data-dir d --mirror nope"), /--mirror must be HOST:PORT/);
   assert.match(usage("load a.tar --data-dir d --source-registry /x"), /--source-registry must be a registry host/);
+  const several = options<{ load: { sources: string[]; allowRamTarget: boolean } }>(
+    "load p.tar.00 p.tar.01 --data-dir d --allow-ram-target",
+  );
+  assert.deepEqual(several.load.sources, ["p.tar.00", "p.tar.01"]);
+  assert.equal(several.load.allowRamTarget, true);
   const served = options<{ serve: { listen: string } }>("load a.tar --data-dir d --mirror h:5000 --serve");
   assert.equal(served.serve.listen, "0.0.0.0:5000");
   assert.deepEqual(options("load a.tar --data-dir d --mode storage --pin none --jobs 3 --keep"), {
     mode: "storage",
     storage: {
-      source: "a.tar",
+      sources: ["a.tar"],
+      allowRamTarget: false,
       dataDir: "d",
       storageConf: undefined,
       jobs: 3,
@@ -146,7 +158,7 @@ Deno.test("parseCommandLine() units, wait, registries-conf, mirror-config: their
   assert.match(usage("mirror-config --data-dir d --mirror h:1 --kind yaml"), /--kind must be idms, itms, icsp or trusted-ca/);
   assert.match(usage("status"), /--data-dir is required/);
   assert.match(usage("verify"), /--data-dir is required/);
-  assert.match(usage("inspect"), /expected 1 argument/);
+  assert.match(usage("inspect"), /expected SOURCE \(one or more paths or quoted globs\), got none/);
 });
 
 Deno.test("parseCommandLine() machine-configs: peers get port 22625, ISO paths stay inside the ISO, the rest is required", () => {

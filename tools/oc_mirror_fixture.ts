@@ -19,8 +19,14 @@ export function ocMirrorRepo(source: string): string {
   return source.slice(source.indexOf("/") + 1);
 }
 
-/** Writes `out` as an oc-mirror v2 archive of the fixture's images. */
-export async function buildOcMirrorArchive(fixture: Fixture, work: string, out: string): Promise<void> {
+/**
+ * Writes `out` as an oc-mirror v2 archive of the fixture's images. With
+ * `parts` above 1, `out` is a directory that gets `mirror_000001.tar …` the way
+ * oc-mirror's archiveSize splits (internal/pkg/archive): files only, in its
+ * order (repositories, then blobs, then working-dir and the isc), each part a
+ * whole tar filled up to an even share of the bytes, so blobs spread across parts.
+ */
+export async function buildOcMirrorArchive(fixture: Fixture, work: string, out: string, opts: { parts?: number } = {}): Promise<void> {
   const root = join(work, "ocm-root");
   const reg = await startWritableRegistry(root, work);
   const port = reg.port;
@@ -78,5 +84,45 @@ export async function buildOcMirrorArchive(fixture: Fixture, work: string, out: 
     ].join("\n"),
   );
   await Deno.writeTextFile(join(root, "isc_20261128T000000Z"), "kind: ImageSetConfiguration\n");
-  await run("tar", ["-C", root, "-cf", out, "docker", "working-dir", "isc_20261128T000000Z"]);
+  if ((opts.parts ?? 1) <= 1) {
+    await run("tar", ["-C", root, "-cf", out, "docker", "working-dir", "isc_20261128T000000Z"]);
+    return;
+  }
+  const files: { path: string; size: number }[] = [];
+  for (const top of ["docker/registry/v2/repositories", "docker/registry/v2/blobs", "working-dir"]) {
+    for await (const f of walkFiles(root, top)) files.push(f);
+  }
+  files.push({ path: "isc_20261128T000000Z", size: 0 });
+  const total = files.reduce((n, f) => n + f.size, 0);
+  const share = Math.ceil(total / opts.parts!);
+  const parts: string[][] = [[]];
+  let used = 0;
+  let blobs = 0;
+  for (const f of files) {
+    // A part is closed once full, but only after it got a blob: every part then carries some.
+    if (blobs > 0 && used + f.size > share && parts.length < opts.parts!) {
+      parts.push([]);
+      used = 0;
+      blobs = 0;
+    }
+    parts[parts.length - 1].push(f.path);
+    used += f.size;
+    if (f.path.includes("/blobs/")) blobs++;
+  }
+  await Deno.mkdir(out, { recursive: true });
+  for (const [i, names] of parts.entries()) {
+    const list = join(work, `ocm-part-${i + 1}.list`);
+    await Deno.writeTextFile(list, names.join("\n") + "\n");
+    await run("tar", ["-C", root, "--no-recursion", "-cf", join(out, `mirror_${String(i + 1).padStart(6, "0")}.tar`), "-T", list]);
+  }
+}
+
+/** Regular files under `root/top`, sorted, as paths relative to root. */
+async function* walkFiles(root: string, top: string): AsyncGenerator<{ path: string; size: number }> {
+  const names = (await Array.fromAsync(Deno.readDir(join(root, top)))).sort((a, b) => (a.name < b.name ? -1 : 1));
+  for (const e of names) {
+    const rel = `${top}/${e.name}`;
+    if (e.isDirectory) yield* walkFiles(root, rel);
+    else if (e.isFile) yield { path: rel, size: (await Deno.stat(join(root, rel))).size };
+  }
 }

@@ -234,6 +234,38 @@ export async function buildSampleLayout(dir: string, work: string, opts: { refer
   return { dir, images, referrers };
 }
 
+/**
+ * Cuts a file into chunks at the given byte offsets, as ISO 9660 tooling
+ * splits a large file: `prefix` + a two-digit number from 00, in order.
+ * Offsets need not fall on tar boundaries (a chunk may end inside an entry).
+ */
+export async function splitFile(path: string, cuts: number[], prefix: string): Promise<string[]> {
+  const data = await Deno.open(path);
+  const size = (await data.stat()).size;
+  const bounds = [0, ...cuts.filter((c) => c > 0 && c < size).sort((a, b) => a - b), size];
+  const out: string[] = [];
+  try {
+    for (let i = 0; i + 1 < bounds.length; i++) {
+      const name = `${prefix}${String(i).padStart(2, "0")}`;
+      const f = await Deno.open(name, { write: true, create: true, truncate: true });
+      let left = bounds[i + 1] - bounds[i];
+      const buf = new Uint8Array(1 << 20);
+      while (left > 0) {
+        const n = await data.read(buf.subarray(0, Math.min(left, buf.length)));
+        if (n === null) throw new Error(`${path} ended early`);
+        let o = 0;
+        while (o < n) o += await f.write(buf.subarray(o, n));
+        left -= n;
+      }
+      f.close();
+      out.push(name);
+    }
+  } finally {
+    data.close();
+  }
+  return out;
+}
+
 /** Tars a directory's content with GNU tar (entries relative, no leading "./"). */
 export async function tarDirectory(dir: string, out: string): Promise<void> {
   const names: string[] = [];

@@ -132,3 +132,102 @@ export class ByteReader {
     for await (const _ of this.chunks(n)) { /* discard */ }
   }
 }
+
+/** One file of a concatenation, with the size it had when the source was opened. */
+export interface ConcatMember {
+  path: string;
+  size: number;
+}
+
+/**
+ * The chunks of a split file read as one file: reads run on across chunk
+ * boundaries and seeks land in the right chunk. One chunk is open at a time.
+ */
+export class ConcatFile implements ReadableFile {
+  readonly size: number;
+  #members: readonly ConcatMember[];
+  #starts: number[];
+  #pos = 0;
+  #open?: { index: number; file: Deno.FsFile; at: number };
+
+  constructor(members: readonly ConcatMember[]) {
+    this.#members = members;
+    this.#starts = [];
+    let o = 0;
+    for (const m of members) {
+      this.#starts.push(o);
+      o += m.size;
+    }
+    this.size = o;
+  }
+
+  /** The member holding byte `offset` of the whole, and the offset within it. */
+  memberAt(offset: number): { index: number; path: string; offset: number } {
+    let i = this.#starts.length - 1;
+    while (i > 0 && this.#starts[i] > offset) i--;
+    return { index: i, path: this.#members[i].path, offset: offset - this.#starts[i] };
+  }
+
+  /** The ranges of member files that hold bytes [offset, offset+size) of the whole (one empty range for size 0). */
+  spans(offset: number, size: number): { file: string; offset: number; size: number }[] {
+    const at = this.memberAt(offset);
+    if (size === 0) return [{ file: at.path, offset: at.offset, size: 0 }];
+    const out: { file: string; offset: number; size: number }[] = [];
+    let { index, offset: o } = at;
+    for (let left = size; left > 0 && index < this.#members.length; index++, o = 0) {
+      const take = Math.min(left, this.#members[index].size - o);
+      if (take > 0) out.push({ file: this.#members[index].path, offset: o, size: take });
+      left -= take;
+    }
+    return out;
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    for (;;) {
+      if (this.#pos >= this.size) return null;
+      const { index, offset } = this.memberAt(this.#pos);
+      const left = this.#members[index].size - offset;
+      if (left <= 0) {
+        // An empty member: step over it.
+        this.#pos = this.#starts[index] + this.#members[index].size;
+        if (index === this.#members.length - 1) return null;
+        this.#pos = this.#starts[index + 1];
+        continue;
+      }
+      const file = await this.#fileAt(index, offset);
+      const n = await file.read(p.subarray(0, Math.min(p.length, left)));
+      if (n === null || n === 0) {
+        throw new TruncatedError(`${this.#members[index].path} ends at ${offset} bytes, short of the ${this.#members[index].size} it had`);
+      }
+      this.#pos += n;
+      this.#open!.at += n;
+      return n;
+    }
+  }
+
+  async #fileAt(index: number, offset: number): Promise<Deno.FsFile> {
+    if (this.#open?.index !== index) {
+      this.close();
+      this.#open = { index, file: await Deno.open(this.#members[index].path), at: 0 };
+    }
+    if (this.#open.at !== offset) {
+      await this.#open.file.seek(offset, Deno.SeekMode.Start);
+      this.#open.at = offset;
+    }
+    return this.#open.file;
+  }
+
+  seek(offset: number | bigint, whence: Deno.SeekMode): Promise<number> {
+    const base = whence === Deno.SeekMode.Start ? 0 : whence === Deno.SeekMode.End ? this.size : this.#pos;
+    this.#pos = Math.max(0, base + Number(offset));
+    return Promise.resolve(this.#pos);
+  }
+
+  /** Closes the chunk open now, if any. */
+  close(): void {
+    try {
+      this.#open?.file.close();
+    } catch { /* already closed */ }
+    this.#open = undefined;
+  }
+}

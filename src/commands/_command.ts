@@ -152,6 +152,13 @@ export function peerTrust(v: Values): PeerTrust {
   };
 }
 
+/** How several files make one source, for the help of every command that reads one. */
+export const SOURCES_HELP = "SOURCE may be several files that are one archive, and a quoted glob ('DIR/mirror_*.tar') is expanded by\n" +
+  "isoload in natural order: oc-mirror's parts (mirror_000001.tar, mirror_000002.tar, …, each a tar) are read in\n" +
+  "order as one source; chunks of one split file (images.tar.00, images.tar.01, …: names that differ only in a\n" +
+  "final .NUMBER) are joined in order into one tar. A missing part (a gap, or one lying beside the given ones), an\n" +
+  "extra one (a second series, a file not in the series) or a glob matching nothing is an error naming it (exit 3).";
+
 /** Writes text to stdout (the commands' reports). */
 export async function printOut(text: string): Promise<void> {
   const bytes = new TextEncoder().encode(text);

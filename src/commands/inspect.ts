@@ -8,14 +8,16 @@ import type { LoadedImage } from "../image/loaded_image.ts";
 import { type BlobSink, ingest } from "../archive/ingest.ts";
 import { formatBytes } from "../util/log.ts";
 import { MAX_MANIFEST_BYTES } from "../image/manifest.ts";
-import { openSource } from "../archive/source.ts";
-import { type Command, printOut, sourceRegistry } from "./_command.ts";
-import { ExitCode } from "../util/errors.ts";
+import { openSources } from "../archive/source.ts";
+import { type Command, printOut, sourceRegistry, SOURCES_HELP } from "./_command.ts";
+import { ExitCode, UsageError } from "../util/errors.ts";
 
 /** The report `inspect` prints (and `--json` emits as is). */
 export interface InspectReport {
   source: string;
   container: "tar" | "directory";
+  /** The files read, in order, when there are several (a multi-part or split archive). */
+  parts?: string[];
   format: string;
   images: LoadedImage[];
   blobs: number;
@@ -71,12 +73,15 @@ class MemorySink implements BlobSink {
   }
 }
 
-/** Reads a source and reports its images. */
-export async function inspect(path: string, naming: NamingOptions): Promise<InspectReport> {
-  if (await Deno.stat(join(path, "isoload", "images.json")).then(() => true, () => false)) return await inspectDataDir(path);
-  const source = await openSource(path);
+/** Reads a source (one or more paths or globs: see openSources) and reports its images. */
+export async function inspect(paths: string[], naming: NamingOptions): Promise<InspectReport> {
+  if (paths.length === 1 && await Deno.stat(join(paths[0], "isoload", "images.json")).then(() => true, () => false)) {
+    return await inspectDataDir(paths[0]);
+  }
+  const source = await openSources(paths);
   try {
     const sink = new MemorySink();
+    const files = source.parts.flatMap((p) => p.files.map((f) => f.path));
     const pass = await ingest(source, sink);
     const { plan, sizes } = await catalog(pass, sink, naming);
     const digests = new Set(plan.links.map(([, d]) => d));
@@ -85,6 +90,7 @@ export async function inspect(path: string, naming: NamingOptions): Promise<Insp
     return {
       source: source.path,
       container: source.container,
+      ...(files.length > 1 ? { parts: files } : {}),
       format: pass.format.name,
       images: plan.images,
       blobs: digests.size,
@@ -100,6 +106,7 @@ export async function inspect(path: string, naming: NamingOptions): Promise<Insp
 export function renderInspect(r: InspectReport): string {
   const lines = [
     `Source:  ${r.source} (${r.container})`,
+    ...(r.parts ? [`Parts:   ${r.parts.join("\n         ")}`] : []),
     `Format:  ${r.format}`,
     `Images:  ${r.images.length}`,
     `Blobs:   ${r.blobs} (${formatBytes(r.bytes)})`,
@@ -122,28 +129,37 @@ export function renderInspect(r: InspectReport): string {
 
 /** What `isoload inspect` was asked. */
 export interface InspectCliOptions {
-  source: string;
+  /** One or more paths or quoted globs. */
+  sources: string[];
   json: boolean;
   naming: NamingOptions;
 }
 
-/** `isoload inspect SOURCE`. */
+/** `isoload inspect SOURCE…`. */
 export const inspectCommand: Command<InspectCliOptions> = {
   summary: "Show the images an archive, directory or loaded data directory holds",
-  usage: "isoload inspect SOURCE [--json] [--source-registry HOST]",
+  usage: "isoload inspect SOURCE… [--json] [--source-registry HOST]",
   description: "Reads SOURCE (an oc-mirror v2 archive, an OCI image layout archive, or a directory holding either) and prints its\n" +
     "format, each image (source reference, digest, media type, platforms of an index), the blob count and total bytes.\n" +
     "Nothing is written. SOURCE may also be a data directory isoload loaded: its --json report (with the registry's\n" +
-    "CA when it serves TLS) is the list the other nodes are given (registries-conf and wait --expect FILE).",
+    "CA when it serves TLS) is the list the other nodes are given (registries-conf and wait --expect FILE).\n" +
+    SOURCES_HELP,
   options: {
     json: { type: "boolean", help: "Print one JSON document instead of text." },
     "source-registry": { type: "string", arg: "HOST", help: "Registry for image names that carry none." },
   },
-  examples: ["isoload inspect /run/media/iso/images/mirror_000001.tar", "isoload inspect ./oci-layout-dir --json"],
-  positionals: 1,
-  parse: (v, pos) => ({ source: pos[0], json: v.json === true, naming: { sourceRegistry: sourceRegistry(v) } }),
+  examples: [
+    "isoload inspect /run/media/iso/images/mirror_000001.tar",
+    "isoload inspect '/run/media/iso/images/mirror_*.tar'   # every part of a multi-part archive",
+    "isoload inspect ./oci-layout-dir --json",
+  ],
+  positionals: -1,
+  parse(v, pos) {
+    if (pos.length === 0) throw new UsageError("expected SOURCE (one or more paths or quoted globs), got none");
+    return { sources: pos, json: v.json === true, naming: { sourceRegistry: sourceRegistry(v) } };
+  },
   async run(o) {
-    const report = await inspect(o.source, o.naming);
+    const report = await inspect(o.sources, o.naming);
     await printOut(o.json ? JSON.stringify(report, null, 2) + "\n" : renderInspect(report));
     return report.missing.length ? ExitCode.badInput : ExitCode.ok;
   },

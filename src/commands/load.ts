@@ -18,6 +18,7 @@ import {
   type ServingOptions,
   servingOptions,
   sourceRegistry,
+  SOURCES_HELP,
   str,
 } from "./_command.ts";
 import { isPeerAddress, parsePeerUrl } from "../peer/peer.ts";
@@ -49,12 +50,18 @@ const PEER_ONLY = ["ca", "tls-dir"];
 /** Options that only --serve takes. */
 const SERVE_ONLY = ["builtin", "listen", "access-log", "hostname", "ip"];
 
-/** `isoload load SOURCE --data-dir DIR`. */
+/** The rule for a data directory in memory, for the help. */
+const RAM_TARGET_HELP = "A DIR on a RAM-backed file system (tmpfs, ramfs; the live ISO's /var is one) is refused before any work\n" +
+  "(exit 5) when what the load would write there (the archive's bytes less blobs already in DIR) is more than half\n" +
+  "of MemAvailable (/proc/meminfo): serve the archive in place instead (serve --source), or load onto a disk.\n" +
+  "--allow-ram-target loads anyway.";
+
+/** `isoload load SOURCE… --data-dir DIR`. */
 export const loadCommand: Command<LoadCliOptions> = {
   summary: "Make an archive's images available: as a registry storage tree, or in containers-storage",
-  usage: "isoload load SOURCE --data-dir DIR [--mode registry] [--mirror HOST:PORT] [--registries-conf FILE | --no-registries-conf]\n" +
+  usage: "isoload load SOURCE… --data-dir DIR [--mode registry] [--mirror HOST:PORT] [--registries-conf FILE | --no-registries-conf]\n" +
     "                    [--source-registry HOST] [--tls] [--serve [--listen HOST:PORT] [--hostname NAME…] [--ip ADDR…]]\n" +
-    "       isoload load SOURCE --data-dir DIR --mode storage [--storage-conf FILE] [--jobs N] [--pin FILE|none] [--keep]\n" +
+    "       isoload load SOURCE… --data-dir DIR --mode storage [--storage-conf FILE] [--jobs N] [--pin FILE|none] [--keep]\n" +
     "       isoload load https://PEER:PORT… --data-dir DIR [--ca FILE] [--tls-dir DIR] [--certs-dir DIR] [--jobs N] [--mirror …]",
   description: "Reads SOURCE (an oc-mirror v2 archive, an OCI image layout archive, or a directory holding either) in one\n" +
     "streaming pass, verifying every blob's sha256 as it streams. Re-running is safe and quick.\n" +
@@ -79,9 +86,14 @@ export const loadCommand: Command<LoadCliOptions> = {
     "fatal while another has the blob; one that serves wrong bytes is not asked for that blob again. Blobs in place\n" +
     "are not copied again, so a re-run after a kill finishes the copy. The peers' CA: --ca FILE, --tls-dir DIR\n" +
     "(its ca.crt), --certs-dir DIR (DIR/HOST:PORT/ca.crt). Exit 5 when no peer answers or none can give a blob, 3\n" +
-    "when every peer that has a blob serves bytes that do not match it.",
+    "when every peer that has a blob serves bytes that do not match it.\n" +
+    "\n" +
+    SOURCES_HELP + "\n" +
+    "\n" +
+    RAM_TARGET_HELP,
   options: {
     "data-dir": { type: "string", arg: "DIR", help: "Where the storage tree (or scratch) and isoload's records go (created if absent)." },
+    "allow-ram-target": { type: "boolean", help: "Load into a RAM-backed DIR (tmpfs, ramfs) even past half of MemAvailable." },
     mode: { type: "string", arg: "MODE", default: "registry", help: "registry or storage." },
     mirror: {
       type: "string",
@@ -148,6 +160,8 @@ export const loadCommand: Command<LoadCliOptions> = {
     "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/tmp/isoload --mode storage",
     "isoload load images.oci.tar --data-dir /tmp/x --mode storage --storage-conf ./storage.conf --pin none --jobs 2",
     "isoload load /run/media/iso/images/mirror_000001.tar --data-dir /var/lib/isoload --serve   # pullable in seconds",
+    "isoload load '/run/media/iso/images/mirror_*.tar' --data-dir /var/lib/isoload   # a multi-part oc-mirror archive",
+    "isoload load /run/media/iso/images.tar.00 /run/media/iso/images.tar.01 --data-dir /mnt/disk/isoload   # a split tar",
     "isoload load https://master-0:22625 https://master-1:22625 --data-dir /var/lib/isoload --tls-dir /etc/isoload/tls",
   ],
   positionals: -1,
@@ -160,7 +174,7 @@ export const loadCommand: Command<LoadCliOptions> = {
     if (peerUrls.length && peerUrls.length !== pos.length) {
       throw new UsageError("give either peer registries (https://HOST:PORT…) or an archive as SOURCE, not both");
     }
-    if (!peerUrls.length && pos.length !== 1) throw new UsageError(`expected 1 argument (SOURCE), got ${pos.length}`);
+    if (pos.length === 0) throw new UsageError("expected SOURCE (one or more paths or quoted globs), got none");
     if (!peerUrls.length) refuse(v, PEER_ONLY, "goes with peer sources (https://HOST:PORT)");
     const naming = { sourceRegistry: sourceRegistry(v) };
     const dataDir = required(v, "data-dir");
@@ -173,7 +187,8 @@ export const loadCommand: Command<LoadCliOptions> = {
       return {
         mode,
         storage: {
-          source: pos[0],
+          sources: pos,
+          allowRamTarget: v["allow-ram-target"] === true,
           dataDir,
           storageConf: str(v, "storage-conf"),
           jobs,
@@ -191,7 +206,8 @@ export const loadCommand: Command<LoadCliOptions> = {
     const [mirror, ...alsoMirrors] = (list(v, "mirror").length ? list(v, "mirror") : ["127.0.0.1:22625"])
       .map((m) => parseHostPort(m, "--mirror"));
     const load: LoadOptions = {
-      source: pos[0],
+      sources: pos,
+      allowRamTarget: v["allow-ram-target"] === true,
       dataDir,
       mirror,
       alsoMirrors,
@@ -219,7 +235,7 @@ export const loadCommand: Command<LoadCliOptions> = {
     }
     // Serve while loading: index the archive in place, serve it, and load in the background.
     checkListenable(o.serve.listen);
-    const built = await contentInPlace(o.load.source, o.load.naming, log, resolve(o.load.dataDir));
+    const built = await contentInPlace(o.load.sources, o.load.naming, log, resolve(o.load.dataDir));
     return await runBuiltin(built, {
       listen: o.serve.listen,
       tls: await builtinTls(o.load.dataDir, o.serve.tls),

@@ -1,6 +1,7 @@
 /** `isoload load --mode registry`: the archive streamed once (or the images of peer registries copied) into a registry storage tree, plus registries.conf. */
 import { join, resolve } from "node:path";
 import { checkSpaceFor } from "../util/disk_space.ts";
+import { checkRamTarget } from "../util/ram_target.ts";
 import { syncFilesystem } from "../util/atomic_write.ts";
 import { caPathFor, installCa } from "../host/ca_install.ts";
 import { ensureCa, tlsPaths } from "../server/tls.ts";
@@ -16,7 +17,7 @@ import { readRecords, type Records, writeRecords } from "../store/records.ts";
 import { mirrorTargets } from "../host/registries_conf.ts";
 import { type HostConf, planRegistriesConf, readHostConf, writeRegistriesConf } from "../host/registries_conf_file.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
-import { openSource, type Source } from "../archive/source.ts";
+import { openSources, type Source } from "../archive/source.ts";
 import { type LayoutPlan, planLayout } from "../store/layout_plan.ts";
 import { Peer, type PeerTrust } from "../peer/peer.ts";
 import { PeerFetcher } from "../peer/peer_fetcher.ts";
@@ -24,8 +25,11 @@ import { copyBlobs, copyManifests, listFromPeers, neededBlobs, type PeerList } f
 
 /** Options of `isoload load` in registry mode. */
 export interface LoadOptions {
-  source: string;
+  /** The source: one or more paths or quoted globs (see openSources); for peers, their URLs as given. */
+  sources: string[];
   dataDir: string;
+  /** Load into a RAM-backed DIR even past the safe share of memory. */
+  allowRamTarget?: boolean;
   /** HOST:PORT clients reach the registry at. */
   mirror: string;
   /** Further mirrors registries.conf lists after `mirror`, in order (failover: host0 after this host's own registry). */
@@ -37,7 +41,7 @@ export interface LoadOptions {
   insecure: boolean;
   /** With TLS (insecure false): where host0's own trust of DIR's CA goes (`<certsDir>/<mirror>/ca.crt`). */
   certsDir?: string;
-  /** Replicate from these peer registries instead of reading `source`. */
+  /** Replicate from these peer registries instead of reading `sources`. */
   peers?: PeerLoadOptions;
 }
 
@@ -70,6 +74,8 @@ interface Pass {
   skipped: { blobs: number; bytes: number };
   /** The sources as records name them, and their format. */
   sources: string[];
+  /** Every file of an archive in several files, in order. */
+  parts?: string[];
   format: string;
 }
 
@@ -97,7 +103,16 @@ async function passFromArchive(source: Source, store: RegistryStore, opts: LoadO
         `(first: ${first.image} needs ${first.what} ${first.digest}).${hint}`,
     );
   }
-  return { plan, sizes, written: pass.written, skipped: pass.skipped, sources: [resolve(opts.source)], format: pass.format.name };
+  const files = source.parts.flatMap((p) => p.files.map((f) => resolve(f.path)));
+  return {
+    plan,
+    sizes,
+    written: pass.written,
+    skipped: pass.skipped,
+    sources: [files[0]],
+    ...(files.length > 1 ? { parts: files } : {}),
+    format: pass.format.name,
+  };
 }
 
 /** Every image of the peers, copied blob by blob into the store. */
@@ -150,8 +165,16 @@ export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> 
   const store = new RegistryStore(dataDir);
   // The host's registries configuration is checked first: a malformed file fails the run before any work.
   const host = opts.registriesConf ? await readHostConf(opts.registriesConf) : undefined;
-  const source = opts.peers ? undefined : await openSource(opts.source);
+  const source = opts.peers ? undefined : await openSources(opts.sources);
   const from = source?.path ?? opts.peers!.urls.map((u) => u.origin).join(" ");
+  // Memory is checked before DIR is touched at all (the lock lives in DIR).
+  if (source) {
+    await checkRamTarget(`load ${from} into ${dataDir}`, dataDir, source.size, join(store.v2, "blobs"), opts.allowRamTarget === true)
+      .catch((e) => {
+        source.close();
+        throw e;
+      });
+  }
   const lock = await lockDataDir(store.stateDir, `load ${from} into ${dataDir}`);
   const interrupts = watchInterrupts();
   try {
@@ -215,7 +238,10 @@ export async function loadLocked(
     previous?.complete === true && JSON.stringify(previous.images) === JSON.stringify(images) &&
     JSON.stringify(previous.files ?? {}) === JSON.stringify(files);
   if (!nothingToDo) {
-    for (const s of pass.sources) if (!loads.some((l) => l.source === s)) loads.push({ source: s, format: pass.format });
+    for (const s of pass.sources) {
+      const known = loads.some((l) => l.source === s && String(l.parts) === String(pass.parts));
+      if (!known) loads.push({ source: s, ...(pass.parts ? { parts: pass.parts } : {}), format: pass.format });
+    }
     let bytes = 0;
     for (const d of blobDigests) bytes += sizes.get(d) ?? (await store.blobSize(d)) ?? 0;
     await writeRecords(dataDir, { version: 1, complete: true, images, blobs: blobDigests.size, bytes, loads, files });

@@ -11,6 +11,7 @@
 import { join, resolve } from "node:path";
 import { catalog } from "../image/catalog.ts";
 import { checkSpaceFor } from "../util/disk_space.ts";
+import { checkRamTarget } from "../util/ram_target.ts";
 import { ContainersStorage, writeDirPolicy } from "../storage_mode/containers_storage.ts";
 import { ConfigError, describeError, EnvironmentError, InputError, wrapFsError } from "../util/errors.ts";
 import type { NamingOptions } from "../archive/format.ts";
@@ -22,12 +23,12 @@ import { exportDirImage } from "../storage_mode/dir_export.ts";
 import { assertPinFileOwned, writePinnedImages } from "../storage_mode/pinned_images.ts";
 import { runPool } from "../util/pool.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
-import { openSource } from "../archive/source.ts";
+import { openSources } from "../archive/source.ts";
 import { hostPlatform, planStorage, type StorageFailure } from "../storage_mode/storage_plan.ts";
 import {
   readStorageRecords,
   sameSource,
-  type SourceIdentity,
+  sourceIdentity,
   type StorageRecords,
   type StoredImage,
   withLoad,
@@ -39,8 +40,11 @@ export const DEFAULT_PIN_FILE = "/etc/crio/crio.conf.d/99-isoload-pinned-images.
 
 /** Options of `isoload load --mode storage`. */
 export interface StorageLoadOptions {
-  source: string;
+  /** The source: one or more paths or quoted globs (see openSources). */
+  sources: string[];
   dataDir: string;
+  /** Load into a RAM-backed DIR even past the safe share of memory. */
+  allowRamTarget?: boolean;
   /** storage.conf for skopeo; undefined: the host's. */
   storageConf?: string;
   /** Copies run at once. */
@@ -96,16 +100,31 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
   const dataDir = resolve(opts.dataDir);
   const stateDir = join(dataDir, "isoload");
   await preflight(opts);
-  const source = await openSource(opts.source);
-  const doing = `load ${opts.source} into containers-storage`;
+  const source = await openSources(opts.sources);
+  const doing = `load ${source.path} into containers-storage`;
+  // Memory is checked before DIR is touched (the lock lives in DIR), unless the same source finished before:
+  // a re-run then checks the store and may read nothing.
+  const done = (await readStorageRecords(dataDir))?.loads.find((l) =>
+    l.complete && sameSource(l.source, sourceIdentity(source.parts.flatMap((p) => p.files)))
+  );
+  if (!done) {
+    const scratch = new RegistryStore(join(dataDir, "scratch"), stateDir);
+    await checkRamTarget(
+      `load ${source.path} via ${scratch.root}`,
+      dataDir,
+      source.size,
+      join(scratch.v2, "blobs"),
+      opts.allowRamTarget === true,
+    )
+      .catch((e) => {
+        source.close();
+        throw e;
+      });
+  }
   const lock = await lockDataDir(stateDir, doing);
   const interrupts = watchInterrupts();
   try {
-    const identity: SourceIdentity = {
-      path: resolve(source.path),
-      size: source.size,
-      mtimeMs: (await Deno.stat(source.path)).mtime?.getTime() ?? 0,
-    };
+    const identity = sourceIdentity(source.parts.flatMap((p) => p.files));
     const storage = new ContainersStorage(
       await writeDirPolicy(stateDir),
       opts.storageConf && resolve(opts.storageConf),

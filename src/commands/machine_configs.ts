@@ -83,7 +83,7 @@ export async function buildClusterManifests(o: MachineConfigsOptions): Promise<M
   ];
   const binarySha256 = await fileSha256(o.binary, "the isoload binary");
   const lists = [];
-  for (const s of o.sources) lists.push((await inspect(s, { sourceRegistry: o.sourceRegistry })).images);
+  for (const s of o.sources) lists.push((await inspect([s], { sourceRegistry: o.sourceRegistry })).images);
   const images = mergeImages(...lists);
   if (!images.length) throw new InputError(`Cannot write mirror sets: ${o.sources.join(" ")} holds no images`);
   return renderClusterManifests({ ...o, binarySha256, caPem, serverCertPem, serverKeyPem, images });

@@ -18,6 +18,7 @@ import {
   type ServingOptions,
   servingOptions,
   sourceRegistry,
+  SOURCES_HELP,
   str,
 } from "./_command.ts";
 import { DEFAULT_CERTS_DIR } from "../host/ca_install.ts";
@@ -226,7 +227,7 @@ export type ServeCliOptions =
   | { server: "external"; external: ServeOptions }
   | {
     server: "builtin";
-    source?: string;
+    sources?: string[];
     dataDir?: string;
     naming: NamingOptions;
     serving: ServingOptions;
@@ -236,12 +237,12 @@ export type ServeCliOptions =
     binaryFile?: string;
   };
 
-/** `isoload serve (--data-dir DIR | --source PATH)`. */
+/** `isoload serve (--data-dir DIR | --source PATH…)`. */
 export const serveCommand: Command<ServeCliOptions> = {
   summary: "Run a read-only registry over a loaded data directory, or straight from an archive in place",
   usage: "isoload serve --data-dir DIR [--listen HOST:PORT] [--builtin | --registry-command PATH | --registry-image REF]\n" +
     "                     [--tls [--hostname NAME…] [--ip ADDR…] | --tls-dir DIR]\n" +
-    "       isoload serve --source ARCHIVE|DIR [--data-dir DIR] [--builtin] [--listen HOST:PORT] [--tls … | --tls-dir DIR]\n" +
+    "       isoload serve --source SOURCE… [--data-dir DIR] [--builtin] [--listen HOST:PORT] [--tls … | --tls-dir DIR]\n" +
     "       isoload serve --data-dir DIR --peer https://HOST:PORT… [--no-fill] [--jobs N] [--ca FILE] [--certs-dir DIR] [--listen …]",
   description: "Runs a read-only registry in the foreground. --builtin (the default when no registry is named) is isoload's own\n" +
     "server: the pull side of the OCI Distribution Specification, nothing else needed. --registry-command runs a\n" +
@@ -256,10 +257,18 @@ export const serveCommand: Command<ServeCliOptions> = {
     "into DIR at start, and a\n" +
     "blob DIR lacks is copied from a peer on its first request (once, however many ask), verified before the last\n" +
     "byte reaches the client, and kept in DIR. Unless --no-fill, the rest is copied in the background (as load\n" +
-    "https://PEER would) and DIR's records say complete once it is all there. The process holds DIR while serving.",
+    "https://PEER would) and DIR's records say complete once it is all there. The process holds DIR while serving.\n" +
+    "\n" +
+    "--source may be given several times for one source in several files (each may be a quoted glob).\n" +
+    SOURCES_HELP,
   options: {
     "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload load completed (with --source: only for --tls)." },
-    source: { type: "string", arg: "PATH", help: "Serve this archive or directory in place (built-in server)." },
+    source: {
+      type: "string",
+      arg: "PATH",
+      multiple: true,
+      help: "Serve this archive or directory in place (built-in server); repeat it, or quote a glob, for the parts of one.",
+    },
     listen: { type: "string", arg: "HOST:PORT", default: "0.0.0.0:22625", help: "Address the registry listens on." },
     builtin: { type: "boolean", help: "Use isoload's own registry server (the default)." },
     "registry-command": { type: "string", arg: "PATH", help: "A distribution registry binary (e.g. /usr/bin/docker-registry)." },
@@ -315,13 +324,15 @@ export const serveCommand: Command<ServeCliOptions> = {
     "isoload serve --data-dir /var/lib/isoload --peer https://master-0:22625 --peer https://master-1:22625 --ca /etc/isoload/tls/ca.crt",
     "isoload serve --source '/run/media/iso/images/mirror_*.tar' --listen '[::]:22625' --tls-dir /etc/isoload/tls",
     "isoload serve --source /run/media/iso/images/mirror_000001.tar --listen 0.0.0.0:22625",
+    "isoload serve --source '/run/media/iso/images/mirror_*.tar'   # every part of a multi-part archive",
     "isoload serve --data-dir /var/lib/isoload --registry-command /usr/bin/docker-registry --tls --hostname host0.example.com --ip 192.168.111.20",
   ],
   positionals: 0,
   parse(v) {
     const registryCommand = str(v, "registry-command");
     const registryImage = str(v, "registry-image");
-    const source = str(v, "source");
+    const sources = list(v, "source");
+    const source = sources.length > 0;
     if ([!!registryCommand, !!registryImage, v.builtin === true].filter(Boolean).length > 1) {
       throw new UsageError("give at most one of --builtin, --registry-command or --registry-image");
     }
@@ -344,7 +355,7 @@ export const serveCommand: Command<ServeCliOptions> = {
     if (peerUrls.length && source) throw new UsageError("--peer goes with --data-dir, not --source");
     return {
       server: "builtin",
-      source,
+      sources: source ? sources : undefined,
       dataDir,
       naming: { sourceRegistry: sourceRegistry(v) },
       serving,
@@ -390,7 +401,7 @@ export const serveCommand: Command<ServeCliOptions> = {
         peering.close();
       }
     }
-    const built = o.source ? await contentInPlace(o.source, o.naming, log) : await contentFromDataDir(resolve(o.dataDir!));
+    const built = o.sources ? await contentInPlace(o.sources, o.naming, log) : await contentFromDataDir(resolve(o.dataDir!));
     return await runBuiltin(built, {
       listen: o.serving.listen,
       tls,

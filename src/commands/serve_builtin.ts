@@ -22,7 +22,7 @@ import { RegistryStore } from "../store/storage_tree.ts";
 import { archiveBlobs, firstOf, type ServedContent, servedContent, treeBlobs } from "../server/content.ts";
 import { sdNotify } from "../server/sd_notify.ts";
 import { runningIsoloadBinary } from "../util/own_binary.ts";
-import { openSource } from "../archive/source.ts";
+import { openSources } from "../archive/source.ts";
 import { ensureServerCert, readTlsDir, type TlsPaths, tlsPaths } from "../server/tls.ts";
 
 /** What the built-in server is to serve, and what it was built from (for the ready line). */
@@ -54,9 +54,10 @@ export async function contentFromRecords(dataDir: string, records: Records): Pro
  * layers), then blobs served as byte ranges of it. With `dataDir`, blobs that
  * have landed in DIR's tree are served from there instead.
  */
-export async function contentInPlace(source: string, naming: NamingOptions, log: Logger, dataDir?: string): Promise<BuiltinContent> {
+export async function contentInPlace(sources: string[], naming: NamingOptions, log: Logger, dataDir?: string): Promise<BuiltinContent> {
   const started = performance.now();
-  const src = await openSource(source);
+  const src = await openSources(sources);
+  const source = src.path;
   const index = new ArchiveIndex();
   try {
     const pass = await ingest(src, index, { doing: `index ${source}` });

@@ -119,7 +119,7 @@ export async function servingWithPeers(dir: string, opts: ServePeersOptions, log
         undefined,
         undefined,
         {
-          source: "",
+          sources: [],
           dataDir,
           mirror: opts.listen,
           naming: {},

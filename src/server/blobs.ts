@@ -10,6 +10,7 @@ import { etagOf, notModified, rangeAnswer } from "./conditional.ts";
 import { API_HEADER, decodeSegment, RegistryError, type RepoRequest } from "./http.ts";
 import { hashLocated, rangeStream } from "./located_bytes.ts";
 import { copyStarted, growingStream } from "./growing_blob.ts";
+import { sliceSpans, spansOf } from "../archive/source.ts";
 
 /** A part of a blob is only as good as the whole: a blob not yet verified is hashed whole first. */
 async function ensureVerified(content: ServedContent, l: Located, digest: string): Promise<void> {
@@ -23,14 +24,14 @@ async function ensureVerified(content: ServedContent, l: Located, digest: string
 
 /** The whole body of a verified blob: a whole file (DIR's tree) is handed to the runtime, which streams it without a copy through JavaScript. */
 async function wholeBody(l: Located): Promise<ReadableStream<Uint8Array>> {
-  const whole = l.offset === 0 && (await Deno.stat(l.file)).size === l.size;
-  return whole ? (await Deno.open(l.file)).readable : rangeStream(l.file, l.offset, l.size);
+  const whole = !l.spans && l.offset === 0 && (await Deno.stat(l.file)).size === l.size;
+  return whole ? (await Deno.open(l.file)).readable : rangeStream(spansOf(l));
 }
 
 /** First serving of a blob from the archive: hashed as it streams; a mismatch cuts the response before its end. */
 function checkedBody(content: ServedContent, l: Located, digest: string, warn?: (msg: string) => void): ReadableStream<Uint8Array> {
   const hasher = newHasher();
-  return rangeStream(l.file, l.offset, l.size, (c) => hasher.update(c), () => {
+  return rangeStream(spansOf(l), (c) => hasher.update(c), () => {
     const got = `sha256:${hasher.digest("hex")}`;
     if (got === digest) {
       content.verified.add(digest);
@@ -77,7 +78,7 @@ export function blobsHandler(content: ServedContent, warn?: (msg: string) => voi
     if (range.kind === "part") {
       await ensureVerified(content, l, digest);
       const length = range.end - range.start + 1;
-      return new Response(rangeStream(l.file, l.offset + range.start, length), {
+      return new Response(rangeStream(sliceSpans(spansOf(l), range.start, length)), {
         status: 206,
         headers: { ...base, "Content-Length": String(length), "Content-Range": `bytes ${range.start}-${range.end}/${l.size}` },
       });

@@ -1,38 +1,49 @@
 /**
  * Reading a located blob's bytes (a whole file in DIR, or a byte range of the
- * archive in place): as a stream of 1 MiB chunks that never holds the blob in
+ * archive in place, in pieces when a split archive's chunks cut it): as a stream of 1 MiB chunks that never holds the blob in
  * memory, whole for small manifests, or hashed.
  */
 import { newHasher } from "../image/digest.ts";
 import type { Located } from "./content.ts";
+import { type FileSpan, spansOf } from "../archive/source.ts";
 
 /**
- * Reads `length` bytes of a file from `offset` as a stream, 1 MiB at a time.
+ * Reads byte ranges of files (a blob's pieces: one, or several when a split
+ * archive's chunk boundary cuts it) as one stream, 1 MiB at a time.
  * With `onEnd`, the last chunk is held back until `onEnd` approves (true): a
  * blob that fails verification is cut short, so no client ever receives it whole.
  */
 export function rangeStream(
-  file: string,
-  offset: number,
-  length: number,
+  spans: readonly FileSpan[],
   onChunk?: (c: Uint8Array) => void,
   onEnd?: () => boolean,
 ): ReadableStream<Uint8Array> {
   let f: Deno.FsFile | undefined;
-  let left = length;
+  let next = 0;
+  let left = 0;
   let held: Uint8Array | undefined;
   const close = () => {
     f?.close();
     f = undefined;
   };
+  const open = async () => {
+    close();
+    const s = spans[next++];
+    f = await Deno.open(s.file);
+    await f.seek(s.offset, Deno.SeekMode.Start);
+    left = s.size;
+  };
   return new ReadableStream<Uint8Array>({
     async start() {
-      f = await Deno.open(file);
-      await f.seek(offset, Deno.SeekMode.Start);
+      if (spans.length) await open();
     },
     async pull(ctl) {
       // Each pull must enqueue, close or error: a pull that only holds a chunk back would stall the stream.
       for (;;) {
+        if (left === 0 && next < spans.length) {
+          await open();
+          continue;
+        }
         if (left === 0) {
           close();
           // Ending short of Content-Length makes the server drop the connection: the client sees a failed download.
@@ -65,24 +76,18 @@ export function rangeStream(
 /** Reads a whole located blob (small: manifests). */
 export async function readLocated(l: Located): Promise<Uint8Array> {
   const out = new Uint8Array(l.size);
-  const f = await Deno.open(l.file);
-  try {
-    await f.seek(l.offset, Deno.SeekMode.Start);
-    let o = 0;
-    while (o < l.size) {
-      const n = await f.read(out.subarray(o));
-      if (n === null) throw new Error(`${l.file} ended early`);
-      o += n;
-    }
-  } finally {
-    f.close();
+  let o = 0;
+  for await (const c of rangeStream(spansOf(l))) {
+    out.set(c, o);
+    o += c.length;
   }
+  if (o < l.size) throw new Error(`${l.file} ended early`);
   return out;
 }
 
 /** Hashes a located blob whole, for a range request on a blob not yet verified. */
 export async function hashLocated(l: Located): Promise<string> {
   const hasher = newHasher();
-  for await (const c of rangeStream(l.file, l.offset, l.size)) hasher.update(c);
+  for await (const c of rangeStream(spansOf(l))) hasher.update(c);
   return `sha256:${hasher.digest("hex")}`;
 }

@@ -420,7 +420,7 @@ Deno.test("registryHandler() answers each request of the table as the specificat
   const dir = await Deno.makeTempDir({ prefix: "isoload-handler-" });
   try {
     const layout = await buildLayout(join(dir, "layout"));
-    const built = await contentInPlace(layout.dir, {}, quiet);
+    const built = await contentInPlace([layout.dir], {}, quiet);
     const handle = registryHandler(built.content);
     for (const row of rows(layout)) {
       await t.step(row.description, async () => {

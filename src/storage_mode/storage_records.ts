@@ -2,16 +2,31 @@
  * What storage mode put in containers-storage, kept in `DIR/isoload/storage.json`
  * so a re-run can check the store instead of reading the archive again.
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { readStateFile } from "../store/records.ts";
 import type { StorageFailure } from "./storage_plan.ts";
 
 /** Identifies a source file or directory well enough to notice it changed. */
 export interface SourceIdentity {
+  /** The (first) file's absolute path. */
   path: string;
+  /** Total bytes, and the newest modification time, of all its files. */
   size: number;
   mtimeMs: number;
+  /** Each file when the source has several (a multi-part or split archive), in order. */
+  parts?: { path: string; size: number; mtimeMs: number }[];
+}
+
+/** The identity of a source read from `files` (one, or several in order). */
+export function sourceIdentity(files: readonly { path: string; size: number; mtimeMs: number }[]): SourceIdentity {
+  const parts = files.map((f) => ({ path: resolve(f.path), size: f.size, mtimeMs: f.mtimeMs }));
+  return {
+    path: parts[0].path,
+    size: parts.reduce((n, f) => n + f.size, 0),
+    mtimeMs: Math.max(...parts.map((f) => f.mtimeMs)),
+    ...(parts.length > 1 ? { parts } : {}),
+  };
 }
 
 /** One image as stored. */
@@ -71,5 +86,5 @@ export function withLoad(records: StorageRecords, load: StorageLoad): StorageRec
 
 /** True when two identities name the same unchanged source. */
 export function sameSource(a: SourceIdentity, b: SourceIdentity): boolean {
-  return a.path === b.path && a.size === b.size && a.mtimeMs === b.mtimeMs;
+  return a.path === b.path && a.size === b.size && a.mtimeMs === b.mtimeMs && JSON.stringify(a.parts) === JSON.stringify(b.parts);
 }

@@ -18,8 +18,8 @@ export interface Records {
   /** Distinct blobs referenced by the images, and their total bytes. */
   blobs: number;
   bytes: number;
-  /** Each load that contributed, oldest first. */
-  loads: { source: string; format: string; finishedAt?: string }[];
+  /** Each load that contributed, oldest first: its (first) file, and all its files when there were several. */
+  loads: { source: string; parts?: string[]; format: string; finishedAt?: string }[];
   /** Files the last load wrote outside DIR, and the mirror address it wrote them for. */
   files?: { mirror?: string; registriesConf?: string; ca?: string };
 }
