@@ -9,6 +9,9 @@ export interface ReadableFile {
   seek?(offset: number | bigint, whence: Deno.SeekMode): Promise<number>;
 }
 
+/** Bytes the first read after a seek asks for: a tar header and a small entry's data, with room to spare. */
+const AFTER_SEEK = 16 << 10;
+
 /** Thrown when the input ends before the bytes a caller needed. */
 export class TruncatedError extends Error {}
 
@@ -21,10 +24,17 @@ export class ByteReader {
   #eof = false;
   /** Absolute offset of `#buf[#start]` in the input. */
   #pos = 0;
+  /**
+   * Most bytes the next read asks for. After a seek it starts small and
+   * doubles with each read (read-ahead as the kernel does it): a header pass
+   * that seeks past every layer reads a few KiB per entry, not a whole buffer.
+   */
+  #readAhead: number;
 
   constructor(file: ReadableFile, bufferSize = 1 << 20) {
     this.#file = file;
     this.#buf = new Uint8Array(bufferSize);
+    this.#readAhead = bufferSize;
   }
 
   /** Absolute offset of the next byte to be read. */
@@ -41,7 +51,9 @@ export class ByteReader {
         this.#start = 0;
       }
       if (this.#end === this.#buf.length) break;
-      const n = await this.#file.read(this.#buf.subarray(this.#end));
+      const want = Math.max(min - (this.#end - this.#start), this.#readAhead);
+      const n = await this.#file.read(this.#buf.subarray(this.#end, Math.min(this.#buf.length, this.#end + want)));
+      this.#readAhead = Math.min(this.#buf.length, this.#readAhead * 2);
       if (n === null) this.#eof = true;
       else this.#end += n;
     }
@@ -126,6 +138,7 @@ export class ByteReader {
       await this.#file.seek(target, Deno.SeekMode.Start);
       this.#start = this.#end = 0;
       this.#eof = false;
+      this.#readAhead = Math.min(this.#buf.length, AFTER_SEEK);
       this.#pos = target;
       return;
     }
