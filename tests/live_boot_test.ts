@@ -2,7 +2,8 @@
  * A three-host live boot of the agent ISO in miniature: host0 (the rendezvous
  * host), a second control-plane host and a worker, each in its own network
  * namespace (one bridge, 10.x addresses inside the namespaces only) and its
- * own mount namespace: the ISO's files bound read-only at /run/media/iso, a
+ * own mount namespace: the ISO's files (an oc-mirror archive split into parts,
+ * served through the units' default glob) bound read-only at /run/media/iso, a
  * small tmpfs as /var (the live /var is RAM), /etc an overlay. Each host gets
  * the one Ignition config `isoload units` wrote (files written as Ignition
  * would, units' Exec lines run as systemd would, Type=notify readiness
@@ -15,7 +16,8 @@
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { fileDigest, isoload, ROOT, sampleFixture, withTempDir } from "./_helpers.ts";
+import { fileDigest, isoload, ROOT, withTempDir } from "./_helpers.ts";
+import { planRelease, writeRelease } from "../tools/release_payload.ts";
 import { makeNetMesh } from "./_netns.ts";
 import { parseUnit, splitExec, unitEnvironment, unitValues } from "./_systemd.ts";
 import { upstream } from "./_upstream.ts";
@@ -162,23 +164,29 @@ async function pull(h: Host, skopeo: string, ref: string, dest: string): Promise
 }
 
 Deno.test("live boot: three hosts serve their own ISO in place over TLS, pull every image, and fail over to host0", async () => {
-  const { fixture, tar } = await sampleFixture();
   const skopeos = ["skopeo", upstream("bin/skopeo-1.20", "pulls with skopeo 1.20 in the live-boot test")].filter((s): s is string => !!s);
   const mesh = await makeNetMesh(["host0", "master1", "worker"]);
   const hosts: Host[] = [];
   try {
     await withTempDir("live", async (dir) => {
-      // What the ISO carries: the archive, in place under /run/media/iso/images.
+      // What the ISO carries: an oc-mirror archive split into parts (archiveSize), in place under /run/media/iso/images.
       const iso = join(dir, "iso");
       await Deno.mkdir(join(iso, "images"), { recursive: true });
-      await Deno.copyFile(tar, join(iso, "images", "mirror_000001.tar"));
+      const payload = await writeRelease(planRelease({ totalBytes: 6_000_000, images: 8, seed: 1212 }), {
+        out: join(iso, "images", "mirror.tar"),
+        format: "oc-mirror",
+        archiveBytes: 2_000_000,
+      });
+      assert.ok(payload.paths.length >= 3, `a multi-part archive: ${payload.paths.join(", ")}`);
       // The build machine: the cluster's TLS, the image list, one Ignition for every host.
       const rendezvous = mesh.hosts[0].ip;
       const tls = join(dir, "tls");
       const made = await isoload(["tls", "--out", tls, "--rendezvous", rendezvous, "--cluster", "ocp", "--base-domain", "example.com"]);
       assert.equal(made.code, 0, made.stderr);
       const list = join(dir, "images.json");
-      await Deno.writeTextFile(list, (await isoload(["inspect", "--json", join(iso, "images", "mirror_000001.tar")])).stdout);
+      const inspected = await isoload(["inspect", "--json", join(iso, "images", "mirror_*.tar")]);
+      assert.equal(inspected.code, 0, inspected.stderr);
+      await Deno.writeTextFile(list, inspected.stdout);
       const bin = join(dir, "bin", "isoload");
       await Deno.mkdir(dirname(bin));
       await Deno.writeTextFile(
@@ -194,8 +202,6 @@ Deno.test("live boot: three hosts serve their own ISO in place over TLS, pull ev
         tls,
         "--expect",
         list,
-        "--source",
-        "/run/media/iso/images/mirror_000001.tar",
         "--binary",
         bin,
         "--out",
@@ -228,14 +234,14 @@ Deno.test("live boot: three hosts serve their own ISO in place over TLS, pull ev
         for (const [s, skopeo] of skopeos.entries()) {
           const out = join(dir, "pulls", `${h.name}-${tag}-${s}`);
           await Deno.mkdir(out, { recursive: true });
-          for (const [i, img] of fixture.images.entries()) {
-            const want = img.children ? img.children[0].digest : img.digest;
-            assert.equal(await pull(h, skopeo, `${img.source}@${img.digest}`, join(out, `d${i}`)), want, `${h.name} ${skopeo} ${img.name}`);
+          for (const [i, img] of payload.images.entries()) {
+            assert.equal(
+              await pull(h, skopeo, `${img.source}@${img.digest}`, join(out, `d${i}`)),
+              img.digest,
+              `${h.name} ${skopeo} ${img.name}`,
+            );
             if (!img.name.includes("@")) {
-              assert.equal(await pull(h, skopeo, img.name, join(out, `t${i}`)), want, `${h.name} ${skopeo} ${img.name} by tag`);
-            }
-            for (const [j, c] of (img.children ?? []).entries()) {
-              assert.equal(await pull(h, skopeo, `${img.source}@${c.digest}`, join(out, `c${i}-${j}`)), c.digest);
+              assert.equal(await pull(h, skopeo, img.name, join(out, `t${i}`)), img.digest, `${h.name} ${skopeo} ${img.name} by tag`);
             }
           }
         }
@@ -257,7 +263,7 @@ Deno.test("live boot: three hosts serve their own ISO in place over TLS, pull ev
       h0.child.kill("SIGTERM");
       assert.equal((await h0.child.status).code, 0, h0.log());
       await pullEverything(hosts[2], "alone");
-      const img = fixture.images[0];
+      const img = payload.images[1];
       const none = await inHost(master, "skopeo", ["copy", "--quiet", `docker://${img.source}@${img.digest}`, `dir:${join(dir, "none")}`]);
       assert.notEqual(none.code, 0, "with both registries down the master cannot pull");
       assert.match(none.err, /connection refused|dial tcp|lookup quay\.io/, none.err);
