@@ -335,9 +335,14 @@ Deno.test("load --serve: pulls during the load match; a load that stops leaves s
     const run = spawnIsoload(args);
     await waitForV2(`127.0.0.1:${port}`, 6000); // served from the archive at once
     await pullAll(undefined, layout, dir, port); // during (most of) the load
+    // What is served is published in DIR while it is, and withdrawn on exit.
+    const statePath = join(data, "isoload", "serving.json");
+    const state = JSON.parse(await Deno.readTextFile(statePath));
+    assert.deepEqual([state.server, state.pid, state.listen], ["builtin", run.child.pid, `127.0.0.1:${port}`]);
     run.child.kill("SIGTERM");
     const out = await run.output();
     assert.ok(out.code === 0 || out.code === 130, out.stderr);
+    assert.equal(await Deno.stat(statePath).catch(() => undefined), undefined, "serving.json is removed on exit");
 
     // A load that cannot proceed (a DIR on a full disk) keeps serving from the archive.
     const mount = join(dir, "small");

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { checkTree, freePort, isoload, ROOT, sampleFixture, serve, tinyBlobsArchive, withTempDir } from "./_helpers.ts";
+import { checkTree, freePort, isoload, ROOT, sampleFixture, serve, spawnIsoload, tinyBlobsArchive, withTempDir } from "./_helpers.ts";
 
 const COMMANDS = ["inspect", "load", "serve", "registries-conf", "wait", "tls", "units", "status", "verify", "mirror-config"];
 
@@ -111,6 +111,50 @@ Deno.test("status and verify: a good DIR is all good and served; one corrupted b
     const st = JSON.parse((await isoload(["status", "--data-dir", data, "--json"])).stdout);
     assert.deepEqual([st.registry.lastVerify.ok, st.registry.lastVerify.problems], [false, 1]);
     assert.equal(st.registry.serving.answering, false);
+  });
+});
+
+Deno.test("status with the built-in registry: serving while it runs, what was served once stopped, a killed serve not serving", async () => {
+  const { tar } = await sampleFixture();
+  await withTempDir("status-builtin", async (dir) => {
+    const data = join(dir, "data");
+    const statusOf = async () => JSON.parse((await isoload(["status", "--data-dir", data, "--json"])).stdout).registry.serving;
+    const port = freePort();
+    assert.equal((await isoload(["load", tar, "--data-dir", data, "--mirror", `127.0.0.1:${port}`, "--no-registries-conf"])).code, 0);
+    assert.equal(await statusOf(), undefined);
+    assert.match((await isoload(["status", "--data-dir", data])).stdout, /Registry: +never served/);
+
+    const served = await serve(["--data-dir", data, "--listen", `127.0.0.1:${port}`]);
+    try {
+      const s = await statusOf();
+      assert.deepEqual([s.server, s.running, s.answering, s.tls], ["builtin", true, true, false]);
+      assert.equal(s.listen, `127.0.0.1:${port}`);
+      assert.equal(s.url, `http://127.0.0.1:${port}/v2/`);
+      const text = await isoload(["status", "--data-dir", data]);
+      assert.match(text.stdout, new RegExp(`Registry: +serving at http://127\\.0\\.0\\.1:${port}/v2/ \\(built-in, listening on 127`));
+    } finally {
+      assert.equal(await served.stop(), 0);
+    }
+    // Stopped: the state file is gone; what was served last is kept, and nobody is asked.
+    assert.equal(await Deno.stat(join(data, "isoload", "serving.json")).catch(() => undefined), undefined);
+    const after = await statusOf();
+    assert.deepEqual([after.running, after.answering, after.listen], [false, false, `127.0.0.1:${port}`]);
+    assert.match((await isoload(["status", "--data-dir", data])).stdout, /Registry: +not serving \(last served at http:/);
+
+    // Killed (no chance to clean up): the file stays, its process is gone, so it is not serving.
+    const port2 = freePort();
+    const killed = spawnIsoload(["serve", "--data-dir", data, "--listen", `127.0.0.1:${port2}`]);
+    const statePath = join(data, "isoload", "serving.json");
+    const deadline = Date.now() + 60_000;
+    while (!(await Deno.readTextFile(statePath).catch(() => "")).includes(`"pid": ${killed.child.pid}`)) {
+      assert.ok(Date.now() < deadline, "serve wrote its state file");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal((await statusOf()).running, true);
+    killed.child.kill("SIGKILL");
+    assert.equal((await killed.output()).signal, "SIGKILL");
+    const stale = await statusOf();
+    assert.deepEqual([stale.running, stale.answering, stale.listen, stale.pid], [false, false, `127.0.0.1:${port2}`, killed.child.pid]);
   });
 });
 

@@ -1,5 +1,5 @@
 /** `isoload inspect`: what a source holds, without writing anything. */
-import { join } from "node:path";
+import type { join } from "node:path";
 import { catalog } from "../image/catalog.ts";
 import { requireRecords } from "../store/records.ts";
 import { readCa } from "../server/tls.ts";
@@ -9,6 +9,7 @@ import { type BlobSink, ingest } from "../archive/ingest.ts";
 import { formatBytes } from "../util/log.ts";
 import { MAX_MANIFEST_BYTES } from "../image/manifest.ts";
 import { openSources } from "../archive/source.ts";
+import { dataDirPaths } from "../store/paths.ts";
 import { type Command, printOut, sourceRegistry, SOURCES_HELP } from "./_command.ts";
 import { ExitCode, UsageError } from "../util/errors.ts";
 
@@ -75,7 +76,7 @@ class MemorySink implements BlobSink {
 
 /** Reads a source (one or more paths or globs: see openSources) and reports its images. */
 export async function inspect(paths: string[], naming: NamingOptions): Promise<InspectReport> {
-  if (paths.length === 1 && await Deno.stat(join(paths[0], "isoload", "images.json")).then(() => true, () => false)) {
+  if (paths.length === 1 && await Deno.stat(dataDirPaths(paths[0]).records).then(() => true, () => false)) {
     return await inspectDataDir(paths[0]);
   }
   const source = await openSources(paths);

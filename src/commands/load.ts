@@ -242,6 +242,7 @@ export const loadCommand: Command<LoadCliOptions> = {
       readyTimeoutMs: o.serve.readyTimeoutMs,
       accessLog: o.serve.accessLog,
       during: () => load(o.load, log),
+      dataDir: o.load.dataDir,
     }, log);
   },
 };

@@ -1,5 +1,5 @@
 /** `isoload load --mode registry`: the archive streamed once (or the images of peer registries copied) into a registry storage tree, plus registries.conf. */
-import { join, resolve } from "node:path";
+import { type join, resolve } from "node:path";
 import { checkSpaceFor } from "../util/disk_space.ts";
 import { checkRamTarget } from "../util/ram_target.ts";
 import { syncFilesystem } from "../util/atomic_write.ts";
@@ -82,7 +82,7 @@ interface Pass {
 /** The archive, streamed once into the store and named. */
 async function passFromArchive(source: Source, store: RegistryStore, opts: LoadOptions, signal: AbortSignal, log: Logger): Promise<Pass> {
   const dataDir = store.root;
-  await checkSpaceFor(`load ${source.path} into ${dataDir}`, dataDir, source.size, join(store.v2, "blobs"));
+  await checkSpaceFor(`load ${source.path} into ${dataDir}`, dataDir, source.size, store.blobsDir);
   log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into ${dataDir}`);
   const progress = byteProgress(log, "load", source.size);
   const pass = await ingest(source, store, {
@@ -131,7 +131,7 @@ async function passFromPeers(peerOpts: PeerLoadOptions, store: RegistryStore, si
     const needed = neededBlobs(list.images, manifests);
     let missingBytes = 0;
     for (const b of needed) if ((await store.blobSize(b.digest)) !== b.size) missingBytes += b.size;
-    await checkSpaceFor(`replicate into ${dataDir}`, dataDir, missingBytes, join(store.v2, "blobs"));
+    await checkSpaceFor(`replicate into ${dataDir}`, dataDir, missingBytes, store.blobsDir);
     done = 0;
     progress = byteProgress(log, "replicate", missingBytes);
     const copied = await copyBlobs(needed, store, fetcher, peerOpts.jobs);
@@ -169,13 +169,13 @@ export async function load(opts: LoadOptions, log: Logger): Promise<LoadResult> 
   const from = source?.path ?? opts.peers!.urls.map((u) => u.origin).join(" ");
   // Memory is checked before DIR is touched at all (the lock lives in DIR).
   if (source) {
-    await checkRamTarget(`load ${from} into ${dataDir}`, dataDir, source.size, join(store.v2, "blobs"), opts.allowRamTarget === true)
+    await checkRamTarget(`load ${from} into ${dataDir}`, dataDir, source.size, store.blobsDir, opts.allowRamTarget === true)
       .catch((e) => {
         source.close();
         throw e;
       });
   }
-  const lock = await lockDataDir(store.stateDir, `load ${from} into ${dataDir}`);
+  const lock = await lockDataDir(store.paths, `load ${from} into ${dataDir}`);
   const interrupts = watchInterrupts();
   try {
     await store.clearTemp();

@@ -24,6 +24,7 @@ import { assertPinFileOwned, writePinnedImages } from "../storage_mode/pinned_im
 import { runPool } from "../util/pool.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
 import { openSources } from "../archive/source.ts";
+import { dataDirPaths } from "../store/paths.ts";
 import { hostPlatform, planStorage, type StorageFailure } from "../storage_mode/storage_plan.ts";
 import {
   readStorageRecords,
@@ -98,7 +99,7 @@ async function allPresent(storage: ContainersStorage, images: StoredImage[], job
 export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promise<StorageLoadResult> {
   const started = performance.now();
   const dataDir = resolve(opts.dataDir);
-  const stateDir = join(dataDir, "isoload");
+  const paths = dataDirPaths(dataDir);
   await preflight(opts);
   const source = await openSources(opts.sources);
   const doing = `load ${source.path} into containers-storage`;
@@ -108,12 +109,12 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
     l.complete && sameSource(l.source, sourceIdentity(source.parts.flatMap((p) => p.files)))
   );
   if (!done) {
-    const scratch = new RegistryStore(join(dataDir, "scratch"), stateDir);
+    const scratch = new RegistryStore(paths.scratch, paths);
     await checkRamTarget(
       `load ${source.path} via ${scratch.root}`,
       dataDir,
       source.size,
-      join(scratch.v2, "blobs"),
+      scratch.blobsDir,
       opts.allowRamTarget === true,
     )
       .catch((e) => {
@@ -121,16 +122,16 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
         throw e;
       });
   }
-  const lock = await lockDataDir(stateDir, doing);
+  const lock = await lockDataDir(paths, doing);
   const interrupts = watchInterrupts();
   try {
     const identity = sourceIdentity(source.parts.flatMap((p) => p.files));
     const storage = new ContainersStorage(
-      await writeDirPolicy(stateDir),
+      await writeDirPolicy(paths),
       opts.storageConf && resolve(opts.storageConf),
       interrupts.signal,
     );
-    const about = `Images isoload copied into containers-storage, as recorded in ${join(stateDir, "storage.json")}.`;
+    const about = `Images isoload copied into containers-storage, as recorded in ${paths.storageRecords}.`;
 
     // Records of another store say nothing about this one.
     const found = await readStorageRecords(dataDir);
@@ -152,8 +153,8 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
       return { images: prev.images.length, copied: 0, present: prev.images.length, failures: [], nothingToDo: true };
     }
 
-    const scratch = new RegistryStore(join(dataDir, "scratch"), stateDir);
-    await checkSpaceFor(`load ${source.path} via ${scratch.root}`, dataDir, source.size, join(scratch.v2, "blobs"));
+    const scratch = new RegistryStore(paths.scratch, paths);
+    await checkSpaceFor(`load ${source.path} via ${scratch.root}`, dataDir, source.size, scratch.blobsDir);
     await scratch.clearTemp();
     records = withLoad(records, { source: identity, complete: false, images: prev?.images ?? [], failures: [] });
     await writeStorageRecords(dataDir, records);
@@ -173,7 +174,7 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
     const sp = planStorage(plan, manifests, pass.corrupt, platform);
 
     // One dir: image per copy, made just before it is copied (hard links: cheap) and removed after.
-    const exports = join(scratch.root, "dir");
+    const exports = paths.scratchExports;
     await Deno.remove(exports, { recursive: true }).catch(() => {});
 
     let copied = 0;

@@ -37,6 +37,8 @@ import { registryEnv, renderRegistryConfig } from "../server/distribution_config
 import { exportDirImage } from "../storage_mode/dir_export.ts";
 import { ContainersStorage, writeDirPolicy } from "../storage_mode/containers_storage.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
+import { type Published, publishServing } from "../server/serving_state.ts";
+import { dataDirPaths } from "../store/paths.ts";
 import { sdNotify } from "../server/sd_notify.ts";
 import { runTool } from "../util/tools.ts";
 
@@ -87,7 +89,7 @@ async function ensureImage(dataDir: string, images: LoadedImage[], ref: string, 
   const tmp = join(store.tmpDir, `registry-image-${Deno.pid}`);
   try {
     await exportDirImage(store, found.digest, tmp);
-    await new ContainersStorage(await writeDirPolicy(store.stateDir)).copyFromDir(tmp, ref);
+    await new ContainersStorage(await writeDirPolicy(store.paths)).copyFromDir(tmp, ref);
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
@@ -97,7 +99,7 @@ async function ensureImage(dataDir: string, images: LoadedImage[], ref: string, 
 export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
   const dataDir = resolve(opts.dataDir);
   const records = await requireServableRecords(dataDir);
-  const configPath = join(dataDir, "isoload", "registry", "config.yml");
+  const configPath = dataDirPaths(dataDir).registryConfig;
   const inContainer = !!opts.registryImage;
   const tlsDir = opts.tls && "dir" in opts.tls ? await readTlsDir(resolve(opts.tls.dir)) : undefined;
   const tls = tlsDir ??
@@ -156,6 +158,8 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
     throw new EnvironmentError(`Cannot start registry with ${what}`, { cause: e });
   }
 
+  const base = `${tls ? "https" : "http"}://${probeAddress(opts.listen)}`;
+  let published: Published | undefined;
   let stopping = false;
   const stop = (sig: Deno.Signal) => {
     if (stopping) return;
@@ -183,7 +187,13 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
     return s;
   });
   try {
-    const base = `${tls ? "https" : "http"}://${probeAddress(opts.listen)}`;
+    published = await publishServing(dataDirPaths(dataDir), {
+      server: opts.registryImage ? "registry-image" : "registry-command",
+      listen: opts.listen,
+      url: `${base}/v2/`,
+      tls: !!tls,
+      from: dataDir,
+    });
     const manifests = expectedManifests(records.images);
     const outcome = await waitUntilServed(base, manifests, {
       timeoutMs: opts.readyTimeoutMs,
@@ -219,6 +229,7 @@ export async function serve(opts: ServeOptions, log: Logger): Promise<number> {
       } catch { /* gone */ }
       await status;
     }
+    await published?.withdraw();
   }
 }
 
@@ -260,7 +271,9 @@ export const serveCommand: Command<ServeCliOptions> = {
     "https://PEER would) and DIR's records say complete once it is all there. The process holds DIR while serving.\n" +
     "\n" +
     "--source may be given several times for one source in several files (each may be a quoted glob).\n" +
-    SOURCES_HELP,
+    SOURCES_HELP + "\n" +
+    "While it serves, DIR/isoload/serving.json says what, where and by which process (isoload status reads it);\n" +
+    "--source without --data-dir has no DIR, so nothing is recorded and status has nothing to show.",
   options: {
     "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload load completed (with --source: only for --tls)." },
     source: {
@@ -396,6 +409,7 @@ export const serveCommand: Command<ServeCliOptions> = {
           binaryFile: o.binaryFile,
           during: peering.during,
           duringFallback: "with the peers behind the data directory",
+          dataDir: o.dataDir,
         }, log);
       } finally {
         peering.close();
@@ -408,6 +422,7 @@ export const serveCommand: Command<ServeCliOptions> = {
       readyTimeoutMs: o.serving.readyTimeoutMs,
       accessLog: o.accessLog,
       binaryFile: o.binaryFile,
+      dataDir: o.dataDir,
     }, log);
   },
 };

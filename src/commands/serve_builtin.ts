@@ -24,6 +24,8 @@ import { sdNotify } from "../server/sd_notify.ts";
 import { runningIsoloadBinary } from "../util/own_binary.ts";
 import { openSources } from "../archive/source.ts";
 import { ensureServerCert, readTlsDir, type TlsPaths, tlsPaths } from "../server/tls.ts";
+import { type Published, publishServing } from "../server/serving_state.ts";
+import { dataDirPaths } from "../store/paths.ts";
 
 /** What the built-in server is to serve, and what it was built from (for the ready line). */
 export interface BuiltinContent {
@@ -105,6 +107,8 @@ export interface BuiltinRunOptions {
   during?: () => Promise<unknown>;
   /** What serving goes on from when `during` fails (default: the archive in place). */
   duringFallback?: string;
+  /** The data directory whose state file says what is served, while it is (none for `--source` alone). */
+  dataDir?: string;
 }
 
 /** TLS material for DIR (or from a TLS directory), when asked for. */
@@ -165,12 +169,23 @@ export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions,
     interrupts.dispose();
     throw listenError(opts.listen, e);
   }
-  const ca = opts.tls ? await Deno.readTextFile(opts.tls.caCert) : undefined;
-  const client = ca ? Deno.createHttpClient({ caCerts: [ca] }) : undefined;
   let stopping = false;
   stopped.then(() => (stopping = true));
+  let client: Deno.HttpClient | undefined;
+  let published: Published | undefined;
   try {
+    const ca = opts.tls ? await Deno.readTextFile(opts.tls.caCert) : undefined;
+    client = ca ? Deno.createHttpClient({ caCerts: [ca] }) : undefined;
     const base = `${tls ? "https" : "http"}://${probeAddress(opts.listen)}`;
+    if (opts.dataDir) {
+      published = await publishServing(dataDirPaths(resolve(opts.dataDir)), {
+        server: "builtin",
+        listen: opts.listen,
+        url: `${base}/v2/`,
+        tls: !!tls,
+        from: built.from,
+      });
+    }
     const manifests = expectedManifests(built.images);
     const outcome = await waitUntilServed(base, manifests, {
       timeoutMs: opts.readyTimeoutMs,
@@ -205,6 +220,7 @@ export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions,
   } finally {
     interrupts.dispose();
     client?.close();
+    await published?.withdraw();
     // Whatever is still open after the grace period is cut.
     await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 100))]).catch(() => {});
   }

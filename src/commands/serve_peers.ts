@@ -63,7 +63,7 @@ async function listWithin(peers: Peer[], timeoutMs: number, log: Logger): Promis
 export async function servingWithPeers(dir: string, opts: ServePeersOptions, log: Logger): Promise<PeerServing> {
   const dataDir = resolve(dir);
   const store = new RegistryStore(dataDir);
-  const lock = await lockDataDir(store.stateDir, `serve ${dataDir} with peers`);
+  const lock = await lockDataDir(store.paths, `serve ${dataDir} with peers`);
   const interrupts = watchInterrupts();
   const peers: Peer[] = [];
   const close = () => {

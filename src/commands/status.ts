@@ -3,12 +3,13 @@
  * images and bytes, verification, whether a load runs now, whether the
  * registry answers and where, and which files outside DIR isoload wrote.
  */
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { ExitCode, InputError } from "../util/errors.ts";
 import { type Command, printOut, required } from "./_command.ts";
 import { formatBytes } from "../util/log.ts";
 import { lockHolder } from "../store/lock.ts";
-import { probeAddress } from "../server/readiness.ts";
+import { readServing, type ServingState } from "../server/serving_state.ts";
+import { dataDirPaths } from "../store/paths.ts";
 import { readRecords, type Records } from "../store/records.ts";
 import { readStorageRecords, type StorageRecords } from "../storage_mode/storage_records.ts";
 import { readCa } from "../server/tls.ts";
@@ -28,7 +29,17 @@ export interface StatusReport {
     files: Records["files"];
     /** Blobs are verified against their digests as they are written; `lastVerify` is the last full re-check. */
     lastVerify?: { at: string; ok: boolean; problems: number };
-    serving?: { listen: string; url: string; tls: boolean; answering: boolean };
+    /** From DIR's serving state file: what a running serve serves (`running`), or what the last one served. */
+    serving?: {
+      listen: string;
+      url: string;
+      tls: boolean;
+      server: ServingState["server"];
+      pid: number;
+      started: string;
+      running: boolean;
+      answering: boolean;
+    };
   };
   /** Storage mode: what was copied into containers-storage. */
   storage?: {
@@ -48,21 +59,21 @@ async function readJson<T>(path: string): Promise<T | undefined> {
   }
 }
 
-/** Whether the registry configured in DIR answers /v2/. */
+/** What DIR's state file says is served (or was last), and whether it answers /v2/ now. */
 async function serving(dataDir: string): Promise<NonNullable<StatusReport["registry"]>["serving"]> {
-  const config = await Deno.readTextFile(join(dataDir, "isoload", "registry", "config.yml")).catch(() => undefined);
-  const listen = config && /^\s*addr:\s*"?([^"\n]+)"?/m.exec(config)?.[1];
-  if (!listen) return undefined;
-  const tls = /^\s*tls:/m.test(config!);
-  const url = `${tls ? "https" : "http"}://${probeAddress(listen)}/v2/`;
-  const ca = tls ? await readCa(dataDir) : undefined;
+  const s = await readServing(dataDirPaths(dataDir));
+  if (!s) return undefined;
+  const about = { listen: s.listen, url: s.url, tls: s.tls, server: s.server, pid: s.pid, started: s.started, running: s.running };
+  // A stopped serve's port may be someone else's now: only a running one is asked.
+  if (!s.running) return { ...about, answering: false };
+  const ca = s.tls ? await readCa(dataDir) : undefined;
   const client = ca ? Deno.createHttpClient({ caCerts: [ca] }) : undefined;
   try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(2000), client });
+    const r = await fetch(s.url, { signal: AbortSignal.timeout(2000), client });
     await r.body?.cancel();
-    return { listen, url, tls, answering: r.status === 200 || r.status === 401 };
+    return { ...about, answering: r.status === 200 || r.status === 401 };
   } catch {
-    return { listen, url, tls, answering: false };
+    return { ...about, answering: false };
   } finally {
     client?.close();
   }
@@ -100,9 +111,16 @@ export async function status(dir: string): Promise<StatusReport> {
       })),
     };
   }
-  const busy = await lockHolder(join(dataDir, "isoload"));
+  const busy = await lockHolder(dataDirPaths(dataDir));
   if (busy) report.busy = busy;
   return report;
+}
+
+function describeServing(s: NonNullable<StatusReport["registry"]>["serving"]): string {
+  if (!s) return "never served";
+  const how = `${s.server === "builtin" ? "built-in" : s.server}, listening on ${s.listen}${s.tls ? ", TLS" : ""}`;
+  if (!s.running) return `not serving (last served at ${s.url}, ${how}, since ${s.started})`;
+  return `${s.answering ? "serving" : "not answering"} at ${s.url} (${how}, pid ${s.pid}, since ${s.started})`;
 }
 
 /** The report for people. */
@@ -121,13 +139,7 @@ export function renderStatus(r: StatusReport): string {
           ? `last full verify ${g.lastVerify.at}: ${g.lastVerify.ok ? "all good" : `${g.lastVerify.problems} problems`}`
           : "no full verify yet (isoload verify)"
       }`,
-      `Registry:       ${
-        g.serving
-          ? `${g.serving.answering ? "serving" : "not answering"} at ${g.serving.url} (listening on ${g.serving.listen}${
-            g.serving.tls ? ", TLS" : ""
-          })`
-          : "never served"
-      }`,
+      `Registry:       ${describeServing(g.serving)}`,
     );
     if (g.files?.mirror) lines.push(`Mirror address: ${g.files.mirror}`);
     if (g.files?.registriesConf) lines.push(`Wrote:          ${g.files.registriesConf}`);
@@ -159,7 +171,9 @@ export const statusCommand: Command<StatusCliOptions> = {
   usage: "isoload status --data-dir DIR [--json]",
   description: "Prints the images and bytes loaded (registry mode) or copied into containers-storage (storage mode), whether\n" +
     "the load finished, the last full verify, whether a load runs now, whether the registry answers and at which\n" +
-    "address, and the registries.conf, CA and pinned-images files isoload wrote. Changes nothing.",
+    "address, and the registries.conf, CA and pinned-images files isoload wrote. Changes nothing.\n" +
+    "What is served comes from DIR/isoload/serving.json, which every serve of DIR (built-in, external, load --serve)\n" +
+    "writes while it runs; serve --source without --data-dir writes none and is not seen here.",
   options: {
     "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload loaded." },
     json: { type: "boolean", help: "Print one JSON document instead of text." },

@@ -17,6 +17,7 @@ import { lockDataDir } from "../store/lock.ts";
 import { byteProgress, formatBytes, formatDuration, type Logger } from "../util/log.ts";
 import { readRecords } from "../store/records.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
+import { dataDirPaths } from "../store/paths.ts";
 
 /** One thing wrong, at a path under DIR. */
 export interface Problem {
@@ -37,7 +38,7 @@ export interface VerifyReport {
 
 /** Path of the last verify's report. */
 export function verifyReportPath(dataDir: string): string {
-  return join(dataDir, "isoload", "verify.json");
+  return dataDirPaths(dataDir).verifyReport;
 }
 
 /** Verifies DIR; resolves to the report (problems included), having written it to verify.json. */
@@ -47,13 +48,13 @@ export async function verifyDataDir(dir: string, log: Logger): Promise<VerifyRep
   const records = await readRecords(dataDir);
   if (!records) throw new InputError(`Cannot verify ${dataDir}: it holds no isoload load`);
   const store = new RegistryStore(dataDir);
-  const lock = await lockDataDir(store.stateDir, `verify ${dataDir}`);
+  const lock = await lockDataDir(store.paths, `verify ${dataDir}`);
   const interrupts = watchInterrupts();
   const problems: Problem[] = [];
   const at = (p: string) => relative(dataDir, p);
   try {
     // 1. Every blob hashes to its name.
-    const blobFiles = await filesUnder(join(store.v2, "blobs"));
+    const blobFiles = await filesUnder(store.blobsDir);
     const total = blobFiles.reduce((n, f) => n + Math.max(0, f.size), 0);
     const progress = byteProgress(log, "verify", total);
     let done = 0;
@@ -83,7 +84,7 @@ export async function verifyDataDir(dir: string, log: Logger): Promise<VerifyRep
     log.endProgress();
 
     // 2. Every link file names a blob that is there (and, for revisions and layers, the one its path says).
-    const linkFiles = (await filesUnder(join(store.v2, "repositories"))).filter((f) => f.path.endsWith("/link"));
+    const linkFiles = (await filesUnder(store.repositoriesDir)).filter((f) => f.path.endsWith("/link"));
     for (const f of linkFiles) {
       const text = await Deno.readTextFile(f.path).catch(() => "");
       const own = /\/(?:_layers|_manifests\/revisions)\/sha256\/([0-9a-f]{64})\/link$/.exec(f.path);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { digestOf } from "../image/digest.ts";
 import { BINARY_ROUTE, binaryHandler } from "./binary.ts";
-import { errorResponse, RegistryError } from "./http.ts";
+import { errorResponse, type RegistryError } from "./http.ts";
 
 async function answer(handle: ReturnType<typeof binaryHandler>, digest: string, head = false): Promise<Response> {
   try {

@@ -11,6 +11,7 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import { join } from "node:path";
+import { dataDirPaths } from "../store/paths.ts";
 import { atomicWrite, readTextIfExists } from "../util/atomic_write.ts";
 import { EnvironmentError, InputError } from "../util/errors.ts";
 
@@ -33,9 +34,9 @@ export function tlsDirPaths(dir: string): TlsPaths {
   return { dir, caCert: join(dir, "ca.crt"), caKey: join(dir, "ca.key"), cert: join(dir, "server.crt"), key: join(dir, "server.key") };
 }
 
-/** A data directory's TLS directory, `DIR/isoload/tls`. */
+/** A data directory's TLS directory, `DIR/isoload/tls` (from the path mapper). */
 export function tlsPaths(dataDir: string): TlsPaths {
-  return tlsDirPaths(join(dataDir, "isoload", "tls"));
+  return tlsDirPaths(dataDirPaths(dataDir).tls);
 }
 
 /** The CA certificate of a TLS directory, for commands that only trust it (`--tls-dir`). */

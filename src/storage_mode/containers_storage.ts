@@ -2,8 +2,8 @@
  * containers-storage (the store CRI-O and podman use), reached through
  * skopeo: whether a reference is there, and copies into it from a `dir:` image.
  */
-import { join } from "node:path";
 import { atomicWrite } from "../util/atomic_write.ts";
+import type { DataDirPaths } from "../store/paths.ts";
 import { digestOf } from "../image/digest.ts";
 import { EnvironmentError } from "../util/errors.ts";
 import { lastLine, runTool } from "../util/tools.ts";
@@ -19,11 +19,10 @@ export const DIR_ONLY_POLICY = JSON.stringify(
   2,
 ) + "\n";
 
-/** Writes the policy into isoload's state dir and returns its path. */
-export async function writeDirPolicy(stateDir: string): Promise<string> {
-  const path = join(stateDir, "dir-policy.json");
-  await atomicWrite(path, DIR_ONLY_POLICY);
-  return path;
+/** Writes the policy into the data directory's state and returns its path. */
+export async function writeDirPolicy(paths: DataDirPaths): Promise<string> {
+  await atomicWrite(paths.dirPolicy, DIR_ONLY_POLICY);
+  return paths.dirPolicy;
 }
 
 /** The store, and how skopeo is told about it. */

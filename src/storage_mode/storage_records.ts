@@ -2,9 +2,10 @@
  * What storage mode put in containers-storage, kept in `DIR/isoload/storage.json`
  * so a re-run can check the store instead of reading the archive again.
  */
-import { join, resolve } from "node:path";
+import { type join, resolve } from "node:path";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { readStateFile } from "../store/records.ts";
+import { dataDirPaths } from "../store/paths.ts";
 import type { StorageFailure } from "./storage_plan.ts";
 
 /** Identifies a source file or directory well enough to notice it changed. */
@@ -59,7 +60,7 @@ export interface StorageRecords {
 
 /** Path of the storage records in a data directory. */
 export function storageRecordsPath(dataDir: string): string {
-  return join(dataDir, "isoload", "storage.json");
+  return dataDirPaths(dataDir).storageRecords;
 }
 
 /** Reads the storage records, or undefined when there are none. */

@@ -1,5 +1,6 @@
 /** One writer per data directory: an flock on `DIR/isoload/lock`. */
-import { join } from "node:path";
+import { dirname } from "node:path";
+import type { DataDirPaths } from "./paths.ts";
 import { BusyError, wrapFsError } from "../util/errors.ts";
 
 /** A held lock; release() is idempotent, and the OS drops it when the process dies. */
@@ -21,8 +22,8 @@ async function holderOf(path: string): Promise<string> {
 }
 
 /** Who holds DIR's lock right now (as the holder described itself), or undefined when nobody does. Takes nothing. */
-export async function lockHolder(stateDir: string): Promise<string | undefined> {
-  const path = join(stateDir, "lock");
+export async function lockHolder(paths: DataDirPaths): Promise<string | undefined> {
+  const path = paths.lock;
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true, write: true });
@@ -40,11 +41,11 @@ export async function lockHolder(stateDir: string): Promise<string | undefined> 
  * Takes the data directory's lock or refuses at once, naming the holder.
  * The lock dies with the process, so a killed run never leaves it stuck.
  */
-export async function lockDataDir(stateDir: string, purpose: string): Promise<HeldLock> {
-  const path = join(stateDir, "lock");
+export async function lockDataDir(paths: DataDirPaths, purpose: string): Promise<HeldLock> {
+  const path = paths.lock;
   let file: Deno.FsFile;
   try {
-    await Deno.mkdir(stateDir, { recursive: true });
+    await Deno.mkdir(dirname(path), { recursive: true });
     file = await Deno.open(path, { read: true, write: true, create: true });
   } catch (e) {
     throw wrapFsError(`open lock ${path}`, e);

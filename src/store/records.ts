@@ -3,10 +3,10 @@
  * so every later command needs only DIR. Written atomically; `complete` is set
  * only once every blob and link is in place.
  */
-import { join } from "node:path";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { InputError } from "../util/errors.ts";
 import { lockDataDir } from "./lock.ts";
+import { dataDirPaths } from "./paths.ts";
 import type { LoadedImage } from "../image/loaded_image.ts";
 
 /** The records file. */
@@ -26,7 +26,7 @@ export interface Records {
 
 /** Path of the records file in a data directory. */
 export function recordsPath(dataDir: string): string {
-  return join(dataDir, "isoload", "images.json");
+  return dataDirPaths(dataDir).records;
 }
 
 /**
@@ -69,7 +69,7 @@ export async function requireRecords(dataDir: string, action: string): Promise<R
  */
 export async function requireServableRecords(dataDir: string): Promise<Records> {
   const records = await requireRecords(dataDir, `serve ${dataDir}`);
-  (await lockDataDir(join(dataDir, "isoload"), `serve ${dataDir} while a load is running`)).release();
+  (await lockDataDir(dataDirPaths(dataDir), `serve ${dataDir} while a load is running`)).release();
   return records;
 }
 

@@ -13,7 +13,7 @@ import type { BlobBytes } from "../archive/ingest.ts";
 import { freeBytes } from "../util/disk_space.ts";
 import { EnvironmentError, InputError, wrapFsError } from "../util/errors.ts";
 import { formatBytes } from "../util/log.ts";
-import { blobDataPath } from "./layout_plan.ts";
+import { blobFile, type DataDirPaths, dataDirPaths, storageTreeParts, storageTreeV2 } from "./paths.ts";
 
 /** A blob whose bytes do not hash to its digest; the reader is past it, so a pass may go on without it. */
 export class CorruptBlobError extends InputError {
@@ -67,8 +67,12 @@ class Hashing {
 export class RegistryStore {
   /** `DIR/docker/registry/v2`. */
   readonly v2: string;
-  /** `DIR/isoload`: records, lock, temp files, registry config. */
-  readonly stateDir: string;
+  /** Its `blobs` and `repositories` directories. */
+  readonly blobsDir: string;
+  readonly repositoriesDir: string;
+  /** The data directory's paths: its records, lock, temp files, registry config (path mapper). */
+  readonly paths: DataDirPaths;
+  /** Where blobs are written before they verify and are renamed into the tree. */
   readonly tmpDir: string;
 
   /** Called once before the first write, so records can say a load is under way. */
@@ -87,16 +91,17 @@ export class RegistryStore {
   /** Free space as last asked of the filesystem, less what was written since. */
   #free: { asked: number; left: number; sinceAsked: number } | undefined;
 
-  /** `stateDir` defaults to `root/isoload`; storage mode keeps its scratch tree's state with DIR's own. */
-  constructor(readonly root: string, stateDir = join(root, "isoload")) {
-    this.v2 = join(root, "docker", "registry", "v2");
-    this.stateDir = stateDir;
-    this.tmpDir = join(this.stateDir, "tmp");
+  /** `paths` defaults to `root`'s; storage mode keeps its scratch tree (`DIR/scratch`) with DIR's own state. */
+  constructor(readonly root: string, paths: DataDirPaths = dataDirPaths(root)) {
+    this.v2 = storageTreeV2(root);
+    ({ blobs: this.blobsDir, repositories: this.repositoriesDir } = storageTreeParts(root));
+    this.paths = paths;
+    this.tmpDir = paths.tmp;
   }
 
   /** Absolute path of a blob's data file. */
   blobPath(digest: string): string {
-    return join(this.v2, blobDataPath(digest));
+    return blobFile(this.root, digest);
   }
 
   /** The temp file a blob is written to before its rename (one writer per digest at a time: one process holds DIR). */

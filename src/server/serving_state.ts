@@ -1,0 +1,89 @@
+/**
+ * What a running `serve` serves, published as one state file the path mapper
+ * names (`DIR/isoload/serving.json`), so `status` reads facts instead of
+ * guessing from a registry's configuration. Written atomically once the
+ * server listens; on exit it is renamed to `served.json` (what was served
+ * last). A file whose process is gone (killed with SIGKILL, a power cut) is
+ * read as not serving: the pid and its start time must both still match.
+ */
+import { atomicWrite, readTextIfExists } from "../util/atomic_write.ts";
+import type { DataDirPaths } from "../store/paths.ts";
+
+/** The state file. */
+export interface ServingState {
+  version: 1;
+  /** Which registry serves: isoload's own, a docker-registry binary, or a registry image under podman. */
+  server: "builtin" | "registry-command" | "registry-image";
+  /** The address it listens on, and the URL a local client reaches it at. */
+  listen: string;
+  url: string;
+  tls: boolean;
+  /** What it serves from: DIR, or an archive in place. */
+  from: string;
+  /** The serving isoload process, and when it started serving. */
+  pid: number;
+  /** The process's start time in clock ticks since boot (/proc/PID/stat field 22), so a reused pid is not taken for it. */
+  pidStart?: string;
+  started: string;
+}
+
+/** The start time of a process (field 22 of /proc/PID/stat), or undefined when it is gone. */
+async function processStart(pid: number): Promise<string | undefined> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => undefined);
+  // The command name (field 2) may hold spaces and parentheses: count fields after its closing one.
+  return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+}
+
+/** Whether the process that wrote `s` still runs. */
+export async function isLive(s: ServingState): Promise<boolean> {
+  const start = await processStart(s.pid);
+  return start !== undefined && (s.pidStart === undefined || s.pidStart === start);
+}
+
+/** A published state; `withdraw()` (idempotent) turns it into the last-served record on exit. */
+export interface Published {
+  withdraw(): Promise<void>;
+}
+
+/** Publishes what this process serves in DIR. */
+export async function publishServing(
+  paths: DataDirPaths,
+  state: Omit<ServingState, "version" | "pid" | "pidStart" | "started">,
+): Promise<Published> {
+  const full: ServingState = {
+    version: 1,
+    ...state,
+    pid: Deno.pid,
+    pidStart: await processStart(Deno.pid),
+    started: new Date().toISOString(),
+  };
+  const text = JSON.stringify(full, null, 2) + "\n";
+  await atomicWrite(paths.serving, text, { skipIfSame: false });
+  let withdrawn = false;
+  return {
+    async withdraw() {
+      if (withdrawn) return;
+      withdrawn = true;
+      // Another serve of the same DIR may have replaced the file since: only our own is moved.
+      if ((await readTextIfExists(paths.serving).catch(() => undefined)) !== text) return;
+      await Deno.rename(paths.serving, paths.served).catch(() => {});
+    },
+  };
+}
+
+async function readState(path: string): Promise<ServingState | undefined> {
+  try {
+    const s = JSON.parse(await Deno.readTextFile(path)) as ServingState;
+    return s?.version === 1 && typeof s.listen === "string" && typeof s.pid === "number" ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What DIR is served as now (`running`), or was last served as; undefined when it never was. */
+export async function readServing(paths: DataDirPaths): Promise<(ServingState & { running: boolean }) | undefined> {
+  const now = await readState(paths.serving);
+  if (now) return { ...now, running: await isLive(now) };
+  const last = await readState(paths.served);
+  return last && { ...last, running: false };
+}
