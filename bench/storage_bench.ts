@@ -37,7 +37,7 @@ const size = (await Deno.stat(archive)).size;
 console.log(`bench: archive ${(size / 1e9).toFixed(2)} GB`);
 await bench.timed("cat", [archive, "/dev/null"]);
 
-/** A fresh vfs store (short runroot: see tests/_helpers.ts) and the environment pointing skopeo at it. */
+/** A fresh vfs store (short runroot: see tests/_containers.ts) and the environment pointing skopeo at it. */
 async function freshStore(): Promise<Record<string, string>> {
   const dir = await bench.fresh("store");
   const conf = join(dir, "storage.conf");

@@ -1,5 +1,5 @@
 /** Two network namespaces joined by a veth pair: host0 and a node, reachable only from each other. */
-import { tool } from "./_helpers.ts";
+import { tool } from "./_process.ts";
 
 /** The pair, and how to take it down. */
 export interface NetPair {

@@ -1,7 +1,8 @@
 /** Shared by the units and boot-order tests: a stand-in binary, the exported image list, the roles and modes. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { isoload, sampleFixture } from "./_helpers.ts";
+import { sampleFixture } from "./_fixtures.ts";
+import { isoload } from "./_process.ts";
 
 /** An executable to stand for isoload on the host: verify checks that ExecStart's binary exists. */
 export async function shim(dir: string): Promise<string> {

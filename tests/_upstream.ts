@@ -6,7 +6,7 @@
  * fresh clone elsewhere, where the tests that need it skip with a notice.
  */
 import { join } from "node:path";
-import { ROOT } from "./_helpers.ts";
+import { ROOT } from "./_process.ts";
 
 /** The shared kit's directory: $ISOLOAD_SHARED, else <root>/../shared. */
 export function sharedDir(): string {

@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { checkTree, isoload, sampleFixture, withTempDir } from "./_helpers.ts";
+import { checkTree, sampleFixture, withTempDir } from "./_fixtures.ts";
+import { isoload } from "./_process.ts";
 import { layoutEntries, makeTar, type RawEntry } from "./_tar.ts";
 
 async function expectRefused(entries: RawEntry[] | Uint8Array, pattern: RegExp, opts: { end?: boolean; code?: number } = {}) {

@@ -8,7 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
-import { isoload, withTempDir } from "./_helpers.ts";
+import { withTempDir } from "./_fixtures.ts";
+import { isoload } from "./_process.ts";
 import { upstream } from "./_upstream.ts";
 import { exportedList, shim, UNIT_CASES } from "./_units.ts";
 

@@ -2,27 +2,17 @@
  * isoload's built-in registry: the specification's pull endpoints answer as
  * they should, and skopeo, podman and containerd's ctr pull every image by
  * digest and tag through their own mirror configuration; served from DIR, in
- * place from the archive, and while a load copies it.
+ * place from the archive, and while a load copies it. Over 300 lines on
+ * purpose: each test is one whole scenario with real clients, sharing setup.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { mirrorRepositoryFor } from "../src/image/reference.ts";
 import { buildLargeLayout, type Fixture, tarDirectory } from "../tools/payload.ts";
 import { waitForV2 } from "../tools/registry_process.ts";
-import {
-  containersEnv,
-  fileDigest,
-  freePort,
-  isoload,
-  pullAll,
-  sampleFixture,
-  serve,
-  type Served,
-  skopeoPull,
-  spawnIsoload,
-  tool,
-  withTempDir,
-} from "./_helpers.ts";
+import { containersEnv, pullAll, skopeoPull } from "./_containers.ts";
+import { fileDigest, sampleFixture, withTempDir } from "./_fixtures.ts";
+import { freePort, isoload, serve, type Served, spawnIsoload, tool } from "./_process.ts";
 import { layoutEntries, makeTar } from "./_tar.ts";
 
 const arch = Deno.build.arch === "aarch64" ? "arm64" : "amd64";

@@ -6,7 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { checkTree, compilePermissions, freePort, isoload, ROOT, sampleFixture, serve, skopeoPull, tool, withTempDir } from "./_helpers.ts";
+import { skopeoPull } from "./_containers.ts";
+import { checkTree, sampleFixture, withTempDir } from "./_fixtures.ts";
+import { compilePermissions, freePort, isoload, ROOT, serve, tool } from "./_process.ts";
 import { planRelease, writeRelease } from "../tools/release_payload.ts";
 
 Deno.test("dist/isoload.js alone, with only the compiled binary's permissions, runs load, serve, verify and its hashing workers end to end", async () => {

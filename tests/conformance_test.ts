@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { buildSampleLayout, type Fixture, tarDirectory } from "../tools/payload.ts";
-import { freePort, isoload, serve, spawnIsoload, withTempDir } from "./_helpers.ts";
+import { withTempDir } from "./_fixtures.ts";
+import { freePort, isoload, serve, spawnIsoload } from "./_process.ts";
 import { waitForV2 } from "../tools/registry_process.ts";
 import { upstreamTool } from "./_upstream.ts";
 

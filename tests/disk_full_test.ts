@@ -7,7 +7,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { buildLargeLayout, tarDirectory } from "../tools/payload.ts";
-import { checkTree, isoload, pullAll, sampleFixture, tinyBlobsArchive, tool, withTempDir } from "./_helpers.ts";
+import { pullAll } from "./_containers.ts";
+import { checkTree, sampleFixture, tinyBlobsArchive, withTempDir } from "./_fixtures.ts";
+import { isoload, tool } from "./_process.ts";
 
 /** Runs `fn` with a tmpfs of `mb` megabytes mounted in a temp dir. */
 async function withTmpfs(mb: number, fn: (mount: string) => Promise<void>): Promise<void> {

@@ -7,7 +7,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { buildLargeLayout, type Fixture, tarDirectory } from "../tools/payload.ts";
-import { checkTree, containersEnv, isoload, pullAll, seeded, spawnIsoload, tool, withTempDir } from "./_helpers.ts";
+import { containersEnv, pullAll } from "./_containers.ts";
+import { checkTree, withTempDir } from "./_fixtures.ts";
+import { isoload, spawnIsoload, tool } from "./_process.ts";
+import { seeded } from "./_random.ts";
 
 let big: Promise<{ fixture: Fixture; tar: string; size: number }> | undefined;
 

@@ -9,7 +9,9 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { writeImage, writeIndex, writeLayoutIndex } from "../tools/payload.ts";
-import { checkTree, isoload, seeded, withTempDir } from "./_helpers.ts";
+import { checkTree, withTempDir } from "./_fixtures.ts";
+import { isoload } from "./_process.ts";
+import { seeded } from "./_random.ts";
 import { header, layoutEntries, makeTar, type RawEntry } from "./_tar.ts";
 
 // CI runs a fixed, bounded set; FUZZ_SEED and FUZZ_CASES explore further by hand.
@@ -128,7 +130,9 @@ function mutate(base: RawEntry[], r: Rand, caseDir: string): { what: string; tar
       entries[i] = {
         ...e,
         pax: pick<Record<string, string>>(r, [
-          { path: "../pax-escape" },
+          { path: "../pax-escape" }, // relative: resolved against DIR or the working directory, both watched below
+          { path: "../../../outside/pax-escape" }, // from DIR (case/a/b/data) up into case/outside
+          { path: join(caseDir, "outside", "pax-escape") },
           { size: "99999999999" },
           { size: "-5" },
           { path: e.name, linkpath: "/etc/shadow" },
@@ -170,15 +174,24 @@ Deno.test(`fuzz: ${CASES} mutated archives (seed ${SEED}) all end cleanly`, asyn
         await Deno.mkdir(join(c.caseDir, "outside"), { recursive: true });
         const tar = join(c.caseDir, "in.tar");
         await Deno.writeFile(tar, c.tar);
+        // The working directory is watched too: a relative PAX path resolved against it would land in case/outside.
+        const cwd = join(c.caseDir, "outside", "cwd");
+        await Deno.mkdir(cwd);
         const res = await isoload(["load", tar, "--data-dir", data, "--registries-conf", join(c.caseDir, "a", "b", "r.conf")], {
           timeoutMs: 60_000,
+          cwd,
         });
         const where = `case ${c.n} (${c.what})`;
         codes.set(res.code, (codes.get(res.code) ?? 0) + 1);
         assert.ok(EXPECTED.has(res.code), `${where}: exit ${res.code}: ${res.stderr}`);
         assert.doesNotMatch(res.stderr, /\bat .*\.ts:\d+|internal error|Uncaught/, `${where}: no stack trace`);
         if (res.code !== 0) assert.match(res.stderr.trim().split("\n").at(-1)!, /^isoload load: Cannot /, `${where}: one-line cause`);
-        assert.deepEqual([...Deno.readDirSync(join(c.caseDir, "outside"))], [], `${where}: nothing outside DIR`);
+        assert.deepEqual([...Deno.readDirSync(join(c.caseDir, "outside"))].map((x) => x.name), ["cwd"], `${where}: nothing outside DIR`);
+        assert.deepEqual([...Deno.readDirSync(cwd)], [], `${where}: nothing in the working directory`);
+        const besideData = [...Deno.readDirSync(join(c.caseDir, "a", "b"))].map((x) => x.name).filter((n) =>
+          n !== "data" && n !== "r.conf"
+        );
+        assert.deepEqual(besideData, [], `${where}: nothing beside DIR but registries.conf`);
         assert.deepEqual(
           [...Deno.readDirSync(c.caseDir)].map((x) => x.name).sort(),
           ["a", "in.tar", "outside"],

@@ -6,7 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { compilePermissions, freePort, isoload, pullAll, sampleFixture, tool, withTempDir } from "./_helpers.ts";
+import { pullAll } from "./_containers.ts";
+import { sampleFixture, withTempDir } from "./_fixtures.ts";
+import { compilePermissions, freePort, isoload, tool } from "./_process.ts";
 
 const IMAGE = Deno.env.get("ISOLOAD_IMAGE");
 const podman = await new Deno.Command("podman", { args: ["--version"], stdout: "null", stderr: "null" }).output().then(

@@ -16,7 +16,8 @@
  */
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { fileDigest, isoload, ROOT, withTempDir } from "./_helpers.ts";
+import { fileDigest, withTempDir } from "./_fixtures.ts";
+import { isoload, ROOT } from "./_process.ts";
 import { planRelease, writeRelease } from "../tools/release_payload.ts";
 import { makeNetMesh } from "./_netns.ts";
 import { parseUnit, splitExec, unitEnvironment, unitValues } from "./_systemd.ts";

@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { fileDigest, freePort, isoload, ROOT, sampleFixture, serve, tool, withTempDir } from "./_helpers.ts";
+import { fileDigest, sampleFixture, withTempDir } from "./_fixtures.ts";
+import { freePort, isoload, ROOT, serve, tool } from "./_process.ts";
 import { crdSchema, validate } from "./_openapi.ts";
 
 const CLUSTER = ["--cluster", "ocp", "--base-domain", "example.com"];

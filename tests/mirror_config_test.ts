@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { fileDigest, freePort, isoload, sampleFixture, serve, withTempDir } from "./_helpers.ts";
+import { fileDigest, pulledDigest, sampleFixture, withTempDir } from "./_fixtures.ts";
+import { freePort, isoload, serve } from "./_process.ts";
 import { upstream } from "./_upstream.ts";
 import { crdSchema, type Schema, validate } from "./_openapi.ts";
 import { parse } from "yaml";
@@ -89,7 +90,7 @@ async function pullEvery(skopeo: string, conf: string, dir: string, certDir?: st
     return await fileDigest(join(out, "manifest.json"));
   };
   for (const img of fixture.images) {
-    const want = img.children ? img.children[0].digest : img.digest;
+    const want = pulledDigest(img);
     assert.equal(await pull(`${img.source}@${img.digest}`), want, `${img.name} by digest`);
     if (!img.name.includes("@")) assert.equal(await pull(img.name), want, `${img.name} by tag`);
   }

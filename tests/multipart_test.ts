@@ -10,7 +10,9 @@ import { basename, join } from "node:path";
 import { buildOcMirrorArchive } from "../tools/oc_mirror_fixture.ts";
 import { splitFile } from "../tools/payload.ts";
 import type { Fixture } from "../tools/payload.ts";
-import { fileDigest, freePort, isoload, sampleFixture, serve, skopeoPull, tool, withTempDir } from "./_helpers.ts";
+import { skopeoPull } from "./_containers.ts";
+import { fileDigest, sampleFixture, withTempDir } from "./_fixtures.ts";
+import { freePort, isoload, serve, tool } from "./_process.ts";
 import { mirrorRepositoryFor } from "../src/image/reference.ts";
 
 const arch = Deno.build.arch === "aarch64" ? "arm64" : "amd64";

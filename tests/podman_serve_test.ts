@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { busyboxRootfs, tarDirectory, tarOf, writeImage, writeLayoutIndex, writeRegistryImage } from "../tools/payload.ts";
-import { containersEnv, freePort, isoload, serve, skopeoPull, tool, withTempDir } from "./_helpers.ts";
+import { containersEnv, skopeoPull } from "./_containers.ts";
+import { withTempDir } from "./_fixtures.ts";
+import { freePort, isoload, serve, tool } from "./_process.ts";
 
 Deno.test("serve --registry-image: podman runs the registry image taken from the archive; skopeo pulls through it", async () => {
   await withTempDir("podman", async (dir) => {

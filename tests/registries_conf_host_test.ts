@@ -7,7 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileDigest, freePort, isoload, type Run, sampleFixture, serve, withTempDir } from "./_helpers.ts";
+import { fileDigest, sampleFixture, withTempDir } from "./_fixtures.ts";
+import { freePort, isoload, type Run, serve } from "./_process.ts";
 
 interface Shape {
   name: string;

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "smol-toml";
-import { freePort, isoload, sampleFixture, serve, withTempDir } from "./_helpers.ts";
+import { sampleFixture, withTempDir } from "./_fixtures.ts";
+import { freePort, isoload, serve } from "./_process.ts";
 import { upstream } from "./_upstream.ts";
 
 /** skopeo parses the configuration (the pull itself fails later: no network, no server). */

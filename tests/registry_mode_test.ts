@@ -6,7 +6,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { buildOcMirrorArchive } from "../tools/oc_mirror_fixture.ts";
-import { freePort, isoload, sampleFixture, serve, skopeoPull, withTempDir } from "./_helpers.ts";
+import { skopeoPull } from "./_containers.ts";
+import { pulledDigest, sampleFixture, withTempDir } from "./_fixtures.ts";
+import { freePort, isoload, serve } from "./_process.ts";
 
 async function loadServePullAll(source: string, dir: string): Promise<void> {
   const { fixture } = await sampleFixture();
@@ -20,10 +22,10 @@ async function loadServePullAll(source: string, dir: string): Promise<void> {
     for (const img of fixture.images) {
       const got = await skopeoPull(conf, `${img.source}@${img.digest}`, join(dir, `pull-${img.digest.slice(7, 15)}`));
       // skopeo stores the platform's manifest when pulling an index; the index itself must still resolve.
-      assert.equal(got, img.children ? img.children[0].digest : img.digest, img.name);
+      assert.equal(got, pulledDigest(img), img.name);
       if (!img.name.includes("@")) {
         const byTag = await skopeoPull(conf, img.name, join(dir, `tag-${img.digest.slice(7, 15)}`));
-        assert.equal(byTag, img.children ? img.children[0].digest : img.digest, `${img.name} by tag`);
+        assert.equal(byTag, pulledDigest(img), `${img.name} by tag`);
       }
       for (const child of img.children ?? []) {
         const c = await skopeoPull(conf, `${img.source}@${child.digest}`, join(dir, `child-${child.digest.slice(7, 15)}`));

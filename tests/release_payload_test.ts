@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { isoload, pullAll, withTempDir } from "./_helpers.ts";
+import { pullAll } from "./_containers.ts";
+import { withTempDir } from "./_fixtures.ts";
+import { isoload } from "./_process.ts";
 import { asFixture, layerTarBytes, parseSize, planRelease, writeRelease } from "../tools/release_payload.ts";
 
 Deno.test("planRelease() is deterministic, release-shaped, and scales its layers to the total size", () => {

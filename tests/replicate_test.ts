@@ -7,18 +7,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { buildLargeLayout, type Fixture, tarDirectory } from "../tools/payload.ts";
-import {
-  checkTree,
-  freePort,
-  isoload,
-  pullAll,
-  sampleFixture,
-  serve,
-  type Served,
-  skopeoPull,
-  spawnIsoload,
-  withTempDir,
-} from "./_helpers.ts";
+import { pullAll, skopeoPull } from "./_containers.ts";
+import { checkTree, sampleFixture, withTempDir } from "./_fixtures.ts";
+import { freePort, isoload, serve, type Served, spawnIsoload } from "./_process.ts";
 
 const arch = Deno.build.arch === "aarch64" ? "arm64" : "amd64";
 const expectedPull = (img: Fixture["images"][number]) =>

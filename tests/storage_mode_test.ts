@@ -7,7 +7,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { buildOcMirrorArchive } from "../tools/oc_mirror_fixture.ts";
-import { containersEnv, isoload, type Run, sampleFixture, tool, withTempDir } from "./_helpers.ts";
+import { containersEnv } from "./_containers.ts";
+import { sampleFixture, withTempDir } from "./_fixtures.ts";
+import { isoload, type Run, tool } from "./_process.ts";
 import { layoutEntries, makeTar } from "./_tar.ts";
 import type { Fixture } from "../tools/payload.ts";
 

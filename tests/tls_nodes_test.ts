@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileDigest, freePort, isoload, sampleFixture, serve, tool, withTempDir } from "./_helpers.ts";
+import { fileDigest, pulledDigest, sampleFixture, withTempDir } from "./_fixtures.ts";
+import { freePort, isoload, serve, tool } from "./_process.ts";
 import { makeNetPair } from "./_netns.ts";
 
 Deno.test("TLS across namespaces: the node, given only the image list and CA, pulls every image from host0", async () => {
@@ -103,7 +104,7 @@ Deno.test("TLS across namespaces: the node, given only the image list and CA, pu
           return await fileDigest(join(out, "manifest.json"));
         };
         for (const [i, img] of fixture.images.entries()) {
-          const expect = img.children ? img.children[0].digest : img.digest;
+          const expect = pulledDigest(img);
           assert.equal(await pull(`${img.source}@${img.digest}`, `d${i}`), expect, img.name);
           if (!img.name.includes("@")) assert.equal(await pull(img.name, `t${i}`), expect, `${img.name} by tag`);
           for (const [j, c] of (img.children ?? []).entries()) {

@@ -1,7 +1,8 @@
 /** `isoload tls`: one CA and one server certificate for the whole cluster, made before the ISO is built. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { isoload, withTempDir } from "./_helpers.ts";
+import { withTempDir } from "./_fixtures.ts";
+import { isoload } from "./_process.ts";
 import { describeCertificate } from "../src/server/tls.ts";
 
 Deno.test("tls --out: CA and server certificate covering localhost, loopback, the rendezvous address and api-int; keys 0600; re-run keeps them", async () => {

@@ -1,7 +1,8 @@
 /** `isoload units`: what it writes passes systemd-analyze verify and ignition-validate, and ships what every host needs. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { isoload, tool, withTempDir } from "./_helpers.ts";
+import { withTempDir } from "./_fixtures.ts";
+import { isoload, tool } from "./_process.ts";
 import { exportedList, shim, UNIT_CASES } from "./_units.ts";
 import { upstream } from "./_upstream.ts";
 

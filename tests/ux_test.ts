@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { checkTree, freePort, isoload, ROOT, sampleFixture, serve, spawnIsoload, tinyBlobsArchive, withTempDir } from "./_helpers.ts";
+import { checkTree, sampleFixture, tinyBlobsArchive, withTempDir } from "./_fixtures.ts";
+import { freePort, isoload, ROOT, serve, spawnIsoload } from "./_process.ts";
 
 const COMMANDS = ["inspect", "load", "serve", "registries-conf", "wait", "tls", "units", "status", "verify", "mirror-config"];
 

@@ -27,6 +27,12 @@ export type ImageCandidate = Pick<LoadedImage, "source" | "repository" | "digest
 /** One archive format. */
 export interface ArchiveFormat {
   readonly name: FormatName;
+  /**
+   * Whether archives of this format come in incremental series (oc-mirror's
+   * later archives carry only what the earlier ones lacked), so a blob absent
+   * from one may be in an earlier one: messages then say to load those first.
+   */
+  readonly incremental: boolean;
   /** The role of a (normalised) entry path. */
   classify(path: string): EntryRole;
   /** The images, from the kept metadata and the manifests now in the store. */

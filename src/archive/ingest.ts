@@ -4,6 +4,7 @@
  * metadata is kept in memory for naming the images afterwards.
  */
 import { newHasher } from "../image/digest.ts";
+import { collectChunks, equalBytes } from "../util/bytes.ts";
 import { InputError } from "../util/errors.ts";
 import type { ArchiveFormat } from "./format.ts";
 import { MAX_META_BYTES } from "./format.ts";
@@ -102,17 +103,7 @@ export function detectFormat(path: string): ArchiveFormat | undefined {
 
 async function readSmall(entry: SourceEntry, max: number): Promise<Uint8Array> {
   if (entry.size > max) throw new InputError(`Cannot read ${entry.path}: ${entry.size} bytes is more than the ${max}-byte limit`);
-  const out = new Uint8Array(entry.size);
-  let o = 0;
-  for await (const c of entry.chunks()) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
+  return await collectChunks(entry.chunks(), entry.size);
 }
 
 /** Streams `source` into `store` once. */
@@ -162,7 +153,7 @@ export async function ingest(source: Source, store: BlobSink, options: IngestOpt
       if (role.role === "meta") {
         const bytes = await readSmall(entry, MAX_META_BYTES);
         const prev = meta.get(entry.path);
-        if (prev && !sameBytes(prev, bytes)) {
+        if (prev && !equalBytes(prev, bytes)) {
           throw new InputError(`Cannot read source: ${entry.path} appears twice with different content`);
         }
         meta.set(entry.path, bytes);
@@ -177,7 +168,7 @@ export async function ingest(source: Source, store: BlobSink, options: IngestOpt
         // A second copy in the same archive: the first is in place; this one must agree or the archive contradicts itself.
         const hasher = newHasher();
         for await (const c of interruptible(entry, signal, doing)) hasher.update(c);
-        if (`sha256:${hasher.digest("hex")}` !== digest) {
+        if (hasher.digest() !== digest) {
           throw new InputError(`Cannot read source: blob ${digest} appears twice and the copy at ${entry.path} does not match its digest`);
         }
         continue;

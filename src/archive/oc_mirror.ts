@@ -75,6 +75,7 @@ export function sourceFor(repo: string, maps: { mirror: string; source: string }
 /** The oc-mirror v2 archive format. */
 export const ocMirror: ArchiveFormat = {
   name: "oc-mirror-v2",
+  incremental: true,
   classify(path: string): EntryRole {
     if (path.startsWith(`${V2}blobs/`)) {
       const m = /^docker\/registry\/v2\/blobs\/([^/]+)\/([^/]+)\/([^/]+)\/data$/.exec(path);

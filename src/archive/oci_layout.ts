@@ -46,6 +46,7 @@ export function nameFromAnnotations(
 /** The OCI image layout format. */
 export const ociLayout: ArchiveFormat = {
   name: "oci-layout",
+  incremental: false,
   classify(path: string): EntryRole {
     if (path === "oci-layout" || path === "index.json") return { role: "meta" };
     const m = /^blobs\/([^/]+)\/([^/]+)$/.exec(path);

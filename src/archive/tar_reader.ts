@@ -4,6 +4,7 @@
  * errors, never guesses. Data not read by the caller is skipped by seeking.
  */
 import { type ByteReader, TruncatedError } from "./byte_reader.ts";
+import { collectChunks } from "../util/bytes.ts";
 
 /** What an entry is, reduced to the kinds isoload cares about. */
 export type TarEntryKind = "file" | "directory" | "symlink" | "hardlink" | "special";
@@ -149,23 +150,12 @@ export class TarReader implements AsyncIterable<TarEntry> {
 
   /** Reads a small entry's data whole. */
   async readAll(entry: TarEntry): Promise<Uint8Array> {
-    const out = new Uint8Array(entry.size);
-    let o = 0;
-    for await (const c of this.data(entry)) {
-      out.set(c, o);
-      o += c.length;
-    }
-    return out;
+    return await collectChunks(this.data(entry), entry.size);
   }
 
   async #readMeta(size: number, what: string): Promise<Uint8Array> {
     if (size > MAX_META) throw new SyntaxError(`${what} of ${size} bytes is larger than ${MAX_META}`);
-    const out = new Uint8Array(size);
-    let o = 0;
-    for await (const c of this.#r.chunks(size)) {
-      out.set(c, o);
-      o += c.length;
-    }
+    const out = await collectChunks(this.#r.chunks(size), size);
     await this.#r.skip(padding(size));
     return out;
   }

@@ -12,6 +12,7 @@ import { openSources } from "../archive/source.ts";
 import { dataDirPaths } from "../store/paths.ts";
 import { type Command, printOut, sourceRegistry, SOURCES_HELP } from "./_command.ts";
 import { ExitCode, UsageError } from "../util/errors.ts";
+import { collectChunks } from "../util/bytes.ts";
 
 /** The report `inspect` prints (and `--json` emits as is). */
 export interface InspectReport {
@@ -59,13 +60,8 @@ class MemorySink implements BlobSink {
   async putBlob(digest: string, size: number, chunks: AsyncIterable<Uint8Array>) {
     this.#sizes.set(digest, size);
     if (size > MAX_MANIFEST_BYTES || this.#total + size > MAX_KEPT_TOTAL) return;
-    const buf = new Uint8Array(size);
-    let o = 0;
-    for await (const c of chunks) {
-      if (o === 0 && c[0] !== 0x7b) return; // not "{": not a manifest
-      buf.set(c, o);
-      o += c.length;
-    }
+    const buf = await collectChunks(chunks, size);
+    if (buf[0] !== 0x7b) return; // not "{": not a manifest
     this.#kept.set(digest, buf);
     this.#total += size;
   }

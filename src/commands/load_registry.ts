@@ -95,7 +95,7 @@ async function passFromArchive(source: Source, store: RegistryStore, opts: LoadO
   const { plan, sizes } = await catalog(pass, store, opts.naming);
   if (plan.missing.length) {
     const first = plan.missing[0];
-    const hint = pass.format.name === "oc-mirror-v2"
+    const hint = pass.format.incremental
       ? " This looks like a later archive of an incremental oc-mirror series: load the earlier archives into the same --data-dir first."
       : "";
     throw new InputError(

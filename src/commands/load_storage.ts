@@ -229,7 +229,7 @@ export async function loadStorage(opts: StorageLoadOptions, log: Logger): Promis
     const total = stored.length + failures.length;
     for (const f of failures) log.warn(`${f.ref} failed: ${f.reason}`);
     if (failures.length) {
-      const series = pass.format.name === "oc-mirror-v2" && failures.some((f) => / is not in the archive$/.test(f.reason))
+      const series = pass.format.incremental && failures.some((f) => f.absent)
         ? ". If this is a later archive of an incremental oc-mirror series, load the earlier ones into the same --data-dir first, with --keep"
         : "";
       const summary = `Cannot load ${failures.length} of ${total} images into containers-storage ` +

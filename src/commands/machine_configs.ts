@@ -11,7 +11,7 @@ import { ExitCode, InputError, UsageError, wrapFsError } from "../util/errors.ts
 import { type Command, list, parseHostPort, required, sourceRegistry, str } from "./_command.ts";
 import { looksLikeDomain } from "../image/reference.ts";
 import type { Logger } from "../util/log.ts";
-import { newHasher } from "../image/digest.ts";
+import { digestHex, newHasher } from "../image/digest.ts";
 import { mergeImages } from "../image/loaded_image.ts";
 import { inspect } from "./inspect.ts";
 import { type Manifest, renderClusterManifests } from "../host/cluster_manifests.ts";
@@ -58,7 +58,7 @@ export async function fileSha256(path: string, what: string): Promise<string> {
   } catch (e) {
     throw wrapFsError(`read ${what} ${path}`, e);
   }
-  return h.digest("hex");
+  return digestHex(h.digest());
 }
 
 async function readPem(dir: string, name: string): Promise<string> {

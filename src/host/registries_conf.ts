@@ -1,7 +1,8 @@
 /**
  * registries.conf (containers-registries.conf(5), v2 format): the entries
  * isoload needs, rendering, merging into a file someone else owns, and the
- * validation rules of containers/image, all pure.
+ * validation rules of containers/image, all pure. Over 300 lines on purpose:
+ * the merge and the validation rules must agree, and read best side by side.
  */
 import { parse as parseToml } from "smol-toml";
 import { ConfigError } from "../util/errors.ts";

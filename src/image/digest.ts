@@ -1,5 +1,5 @@
 /** sha256 digests as OCI and distribution write them: `sha256:<64 lowercase hex>`. */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 const HEX_RE = /^[a-f0-9]{64}$/;
@@ -20,12 +20,26 @@ export function digestHex(digest: string): string {
   return digest.slice(7);
 }
 
+/** An incremental sha256 over chunks; `digest()` gives it as `sha256:<hex>`, the one form isoload compares. */
+export interface DigestHasher {
+  update(chunk: Uint8Array): DigestHasher;
+  digest(): string;
+}
+
 /** A fresh incremental sha256 hasher. */
-export function newHasher(): Hash {
-  return createHash("sha256");
+export function newHasher(): DigestHasher {
+  const hash = createHash("sha256");
+  const hasher: DigestHasher = {
+    update(chunk) {
+      hash.update(chunk);
+      return hasher;
+    },
+    digest: () => `sha256:${hash.digest("hex")}`,
+  };
+  return hasher;
 }
 
 /** The digest of bytes held in memory. */
 export function digestOf(bytes: Uint8Array | string): string {
-  return `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+  return newHasher().update(typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes).digest();
 }

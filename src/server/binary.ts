@@ -37,7 +37,7 @@ export function binaryHandler(path: string): (rawDigest: string, head: boolean) 
       const h = newHasher();
       const f = await Deno.open(path);
       for await (const c of f.readable) h.update(c);
-      known = { digest: `sha256:${h.digest("hex")}`, size: st.size, mtime };
+      known = { digest: h.digest(), size: st.size, mtime };
       return known;
     })().finally(() => (hashing = undefined));
     return await hashing;

@@ -60,7 +60,7 @@ export function growingStream(
         if (sent === size) {
           close();
           await blob.done.catch(() => {});
-          const got = `sha256:${hasher.digest("hex")}`;
+          const got = hasher.digest();
           if (state !== "landed" || got !== digest) {
             onBad(state !== "landed" ? `the copy failed (${failure})` : `the bytes sent hash to ${got}`);
             // Ending short of Content-Length drops the connection: the client sees a failed download.

@@ -24,6 +24,8 @@ export interface StorageCopy {
 export interface StorageFailure {
   ref: string;
   reason: string;
+  /** A blob it needs is not in the archive at all (not corrupt): an earlier archive of a series may hold it. */
+  absent?: true;
 }
 
 /** The plan: copies to run, failures known before running anything. */
@@ -47,8 +49,9 @@ function matches(p: Platform | undefined, host: Platform): boolean {
 }
 
 /** Why a blob is absent: the pass's corruption message, or that the source lacks it. */
-function absence(what: string, digest: string, corrupt: ReadonlyMap<string, string>): string {
-  return corrupt.get(digest) ?? `its ${what} ${digest} is not in the archive`;
+function absence(what: string, digest: string, corrupt: ReadonlyMap<string, string>): Omit<StorageFailure, "ref"> {
+  const bad = corrupt.get(digest);
+  return bad !== undefined ? { reason: bad } : { reason: `its ${what} ${digest} is not in the archive`, absent: true };
 }
 
 /**
@@ -62,7 +65,7 @@ export function planStorage(
   corrupt: ReadonlyMap<string, string>,
   platform: Platform,
 ): StoragePlan {
-  const failures = new Map<string, string>();
+  const failures = new Map<string, Omit<StorageFailure, "ref">>();
   for (const m of layout.missing) {
     if (!failures.has(m.ref)) failures.set(m.ref, absence(m.what, m.digest, corrupt));
   }
@@ -76,7 +79,7 @@ export function planStorage(
       const child = top.children.find((c) => matches(c.platform, platform));
       if (!child) {
         const has = top.children.map((c) => platformString(c.platform)).join(", ");
-        failures.set(ref, `its index has no ${platformString(platform)} manifest (it has ${has || "none"})`);
+        failures.set(ref, { reason: `its index has no ${platformString(platform)} manifest (it has ${has || "none"})` });
         continue;
       }
       if (!image.children?.includes(child.digest)) {
@@ -96,6 +99,6 @@ export function planStorage(
   }
   return {
     copies,
-    failures: [...failures].map(([ref, reason]) => ({ ref, reason })).sort((a, b) => (a.ref < b.ref ? -1 : 1)),
+    failures: [...failures].map(([ref, f]) => ({ ref, ...f })).sort((a, b) => (a.ref < b.ref ? -1 : 1)),
   };
 }

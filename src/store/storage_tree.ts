@@ -208,7 +208,7 @@ export class RegistryStore {
         await writeAll(file, chunk);
         written += chunk.length;
       }
-      const got = `sha256:${hasher.digest("hex")}`;
+      const got = hasher.digest();
       if (written !== size) throw new InputError(`Cannot load blob ${digest} (${label}): got ${written} bytes, expected ${size}`);
       if (got !== digest) {
         throw new CorruptBlobError(digest, `Cannot load blob ${digest} (${label}): its bytes hash to ${got}; the archive is corrupt`);
@@ -273,7 +273,7 @@ export class RegistryStore {
       for (let n; written < size && (n = await bytes.read(view.subarray(written))) > 0;) written += n;
       // One byte more than the entry claims would be a source bug, not data: sources stop at the entry's size.
       Deno.writeFileSync(tmp, view.subarray(0, written));
-      return { written, digest: `sha256:${newHasher().update(view.subarray(0, written)).digest("hex")}` };
+      return { written, digest: newHasher().update(view.subarray(0, written)).digest() };
     } finally {
       hashing.pool.give(buf);
     }

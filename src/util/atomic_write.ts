@@ -1,6 +1,7 @@
 /** Files written so that a reader sees the old bytes or the new, never a half. */
 import { basename, dirname, join } from "node:path";
 import { wrapFsError } from "./errors.ts";
+import { equalBytes } from "./bytes.ts";
 
 /** A file's text, or undefined when it does not exist; any other failure is the host's (EnvironmentError). */
 export async function readTextIfExists(path: string): Promise<string | undefined> {
@@ -50,7 +51,7 @@ export async function atomicWrite(
   if (options.skipIfSame !== false) {
     try {
       const cur = await Deno.readFile(path);
-      if (cur.length === bytes.length && cur.every((b, i) => b === bytes[i])) return false;
+      if (equalBytes(cur, bytes)) return false;
     } catch { /* absent or unreadable: write it */ }
   }
   const tmp = tempPathFor(path);

@@ -74,19 +74,6 @@ export function consoleLogger(quiet = false, format: LogFormat = "text", command
   };
 }
 
-/** A logger that records lines, for tests. */
-export function memoryLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  return {
-    lines,
-    info: (m) => void lines.push(m),
-    warn: (m) => void lines.push(`warning: ${m}`),
-    progress: (m) => void lines.push(m),
-    endProgress: () => {},
-    error: (m) => void lines.push(`error: ${m}`),
-  };
-}
-
 /** "1.5 GB" style sizes (decimal units, as disks are sold). */
 export function formatBytes(n: number): string {
   const units = ["B", "kB", "MB", "GB", "TB"];
