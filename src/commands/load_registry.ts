@@ -18,10 +18,10 @@ import { mirrorTargets } from "../host/registries_conf.ts";
 import { type HostConf, planRegistriesConf, readHostConf, writeRegistriesConf } from "../host/registries_conf_file.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
 import { openSources, type Source } from "../archive/source.ts";
-import { type LayoutPlan, planLayout } from "../store/layout_plan.ts";
+import type { LayoutPlan } from "../store/layout_plan.ts";
 import { Peer, type PeerTrust } from "../peer/peer.ts";
 import { PeerFetcher } from "../peer/peer_fetcher.ts";
-import { copyBlobs, copyManifests, listFromPeers, neededBlobs, type PeerList } from "../peer/replicate.ts";
+import { copyBlobs, copyManifests, listFromPeers, neededBlobs, type PeerList, planPeerImages } from "../peer/replicate.ts";
 
 /** Options of `isoload load` in registry mode. */
 export interface LoadOptions {
@@ -139,15 +139,7 @@ async function passFromPeers(peerOpts: PeerLoadOptions, store: RegistryStore, si
     const sizes = new Map<string, number>();
     for (const b of needed) sizes.set(b.digest, b.size);
     for (const d of manifests.keys()) sizes.set(d, (await store.blobSize(d)) ?? 0);
-    // The same fields as an archive's candidates, so the records are the same bytes as a load of the archive gives.
-    const candidates = list.images.map(({ source, repository, digest, tags, mediaType }) => ({
-      source,
-      repository,
-      digest,
-      tags,
-      mediaType,
-    }));
-    const plan = planLayout(candidates, manifests, (d) => sizes.has(d), (d) => sizes.get(d) ?? 0);
+    const plan = planPeerImages(list.images, manifests, sizes);
     if (plan.missing.length) {
       const first = plan.missing[0];
       throw new InputError(`Cannot replicate: ${first.image} needs ${first.what} ${first.digest}, which no peer gave`);

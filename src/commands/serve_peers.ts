@@ -9,7 +9,6 @@
  * this process is its only writer.
  */
 import { resolve } from "node:path";
-import { planLayout } from "../store/layout_plan.ts";
 import { readRecords, type Records, writeRecords } from "../store/records.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
 import { lockDataDir } from "../store/lock.ts";
@@ -20,7 +19,7 @@ import { formatDuration, type Logger } from "../util/log.ts";
 import { Peer, type PeerTrust } from "../peer/peer.ts";
 import { peerBackedBlobs } from "../peer/peer_blobs.ts";
 import { PeerFetcher } from "../peer/peer_fetcher.ts";
-import { copyManifests, listFromPeers, neededBlobs, type PeerList } from "../peer/replicate.ts";
+import { copyManifests, listFromPeers, neededBlobs, type PeerList, planPeerImages } from "../peer/replicate.ts";
 import { loadLocked } from "./load_registry.ts";
 import { type BuiltinContent, contentFromRecords } from "./serve_builtin.ts";
 
@@ -93,14 +92,7 @@ export async function servingWithPeers(dir: string, opts: ServePeersOptions, log
     const needed = new Map(neededBlobs(list.images, manifests).map((b) => [b.digest, b]));
     const sizes = new Map([...needed].map(([d, b]) => [d, b.size]));
     for (const d of manifests.keys()) sizes.set(d, (await store.blobSize(d)) ?? 0);
-    const candidates = list.images.map(({ source, repository, digest, tags, mediaType }) => ({
-      source,
-      repository,
-      digest,
-      tags,
-      mediaType,
-    }));
-    const plan = planLayout(candidates, manifests, (d) => sizes.has(d), (d) => sizes.get(d) ?? 0);
+    const plan = planPeerImages(list.images, manifests, sizes);
     let local = 0;
     for (const b of needed.values()) if ((await store.blobSize(b.digest)) === b.size) local++;
     log.info(

@@ -5,7 +5,8 @@
  * PeerError (try another peer); bytes that do not hash to their digest are
  * the caller's to detect (the storage tree writer does it as it writes).
  */
-import { join } from "node:path";
+import { readTextIfExists } from "../util/atomic_write.ts";
+import { caPathFor } from "../host/ca_install.ts";
 import { isDigest } from "../image/digest.ts";
 import type { ImageCandidate } from "../archive/format.ts";
 import { isRepositoryPath, isTag, parseReference, repositoryOf } from "../image/reference.ts";
@@ -86,16 +87,6 @@ function checkCandidate(v: unknown, i: number): ImageCandidate & { children?: st
   };
 }
 
-/** Reads a file if it exists. */
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw new EnvironmentError(`Cannot read CA file ${path}`, { cause: e });
-  }
-}
-
 /** One peer registry. */
 export class Peer {
   /** `https://HOST:PORT`, for messages and records. */
@@ -112,12 +103,12 @@ export class Peer {
     const cas: string[] = [];
     if (url.protocol === "https:") {
       for (const f of trust.caFiles) {
-        const pem = await readIfExists(f);
+        const pem = await readTextIfExists(f);
         if (pem === undefined) throw new EnvironmentError(`Cannot trust peers with ${f}: no such file`);
         cas.push(pem);
       }
       if (trust.certsDir) {
-        const pem = await readIfExists(join(trust.certsDir, peerHostPort(url), "ca.crt"));
+        const pem = await readTextIfExists(caPathFor(trust.certsDir, peerHostPort(url)));
         if (pem !== undefined) cas.push(pem);
       }
     }

@@ -9,6 +9,7 @@
 import type { ImageCandidate } from "../archive/format.ts";
 import { readManifests } from "../image/catalog.ts";
 import { isForeignLayer, type ParsedManifest } from "../image/manifest.ts";
+import { type LayoutPlan, planLayout } from "../store/layout_plan.ts";
 import type { RegistryStore } from "../store/storage_tree.ts";
 import { EnvironmentError } from "../util/errors.ts";
 import { runPool } from "../util/pool.ts";
@@ -112,6 +113,20 @@ export function neededBlobs(list: PeerList["images"], manifests: ReadonlyMap<str
   };
   for (const img of list) visit(img, img.digest);
   return [...out.values()];
+}
+
+/**
+ * The layout plan of a peer's image list, given each blob's size (absent: not
+ * there). The same fields as an archive's candidates, so the records are the
+ * same bytes as a load of the archive gives.
+ */
+export function planPeerImages(
+  list: PeerList["images"],
+  manifests: ReadonlyMap<string, ParsedManifest>,
+  sizes: ReadonlyMap<string, number>,
+): LayoutPlan {
+  const candidates = list.map(({ source, repository, digest, tags, mediaType }) => ({ source, repository, digest, tags, mediaType }));
+  return planLayout(candidates, manifests, (d) => sizes.has(d), (d) => sizes.get(d) ?? 0);
 }
 
 /** What a replication copied. */
