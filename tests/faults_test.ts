@@ -10,7 +10,7 @@ import { buildLargeLayout, type Fixture, tarDirectory } from "../tools/payload.t
 import { containersEnv, pullAll } from "./_containers.ts";
 import { checkTree, withTempDir } from "./_fixtures.ts";
 import { isoload, spawnIsoload, tool } from "./_process.ts";
-import { seeded } from "./_random.ts";
+import { prng } from "../tools/release_payload.ts";
 
 let big: Promise<{ fixture: Fixture; tar: string; size: number }> | undefined;
 
@@ -39,7 +39,7 @@ async function rerunAndCheck(tar: string, data: string): Promise<void> {
 
 Deno.test("load: SIGKILL at 20 seeded points of a 208 MB archive; each re-run completes and every image pulls", async () => {
   const { fixture, tar, size } = await bigFixture();
-  const rand = seeded(20261128);
+  const rand = prng(20261128);
   const points = Array.from({ length: 20 }, () => Math.floor(size * (0.02 + 0.96 * rand()))).sort((a, b) => a - b);
   let killed = 0;
   await withTempDir("crash", async (dir) => {

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { writeImage, writeIndex, writeLayoutIndex } from "../tools/payload.ts";
 import { checkTree, withTempDir } from "./_fixtures.ts";
 import { isoload } from "./_process.ts";
-import { seeded } from "./_random.ts";
+import { prng } from "../tools/release_payload.ts";
 import { header, layoutEntries, makeTar, type RawEntry } from "./_tar.ts";
 
 // CI runs a fixed, bounded set; FUZZ_SEED and FUZZ_CASES explore further by hand.
@@ -160,7 +160,7 @@ Deno.test(`fuzz: ${CASES} mutated archives (seed ${SEED}) all end cleanly`, asyn
     const ok = await isoload(["load", sanity, "--data-dir", join(dir, "base-data"), "--no-registries-conf"]);
     assert.equal(ok.code, 0, `the unmutated archive loads: ${ok.stderr}`);
 
-    const r = seeded(SEED);
+    const r = prng(SEED);
     const cases = Array.from({ length: CASES }, (_, n) => {
       const caseDir = join(dir, `case-${n}`);
       return { n, caseDir, ...mutate(base, r, caseDir) };
