@@ -5,7 +5,7 @@
  * or throws UsageError before any work, and `run`. Also the small option
  * readers several commands share.
  */
-import { tlsFiles } from "../server/tls.ts";
+import { tlsDirPaths } from "../server/tls.ts";
 import type { ExpectFrom } from "../host/expect.ts";
 import { DEFAULT_CERTS_DIR } from "../host/ca_install.ts";
 import type { PeerTrust } from "../peer/peer.ts";
@@ -147,7 +147,7 @@ export function parseJobs(v: Values, fallback: number): number {
 export function peerTrust(v: Values): PeerTrust {
   const tlsDir = str(v, "tls-dir");
   return {
-    caFiles: [...list(v, "ca"), ...(tlsDir ? [tlsFiles(tlsDir).caCert] : [])],
+    caFiles: [...list(v, "ca"), ...(tlsDir ? [tlsDirPaths(tlsDir).caCert] : [])],
     certsDir: str(v, "certs-dir") ?? DEFAULT_CERTS_DIR,
   };
 }
