@@ -46,7 +46,7 @@ Deno.test("usage errors exit 2 with a one-line cause and the help hint", async (
 Deno.test("progress: off a TTY, plain lines with percent, rate and ETA and no escape codes; --log-format json, one object a line", async () => {
   await withTempDir("progress", async (dir) => {
     const tar = join(dir, "tiny.tar");
-    await tinyBlobsArchive(tar, 3000); // a few seconds of fsyncs: long enough to report progress
+    await tinyBlobsArchive(tar, 10_000); // long enough to report progress, even with batched syncfs on a fast disk
     const text = await isoload(["load", tar, "--data-dir", join(dir, "a"), "--no-registries-conf"]);
     assert.equal(text.code, 0, text.stderr);
     assert.ok(!text.stderr.includes("\u001b") && !text.stderr.includes("\r"), "no escape codes or carriage returns");
