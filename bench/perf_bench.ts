@@ -47,7 +47,6 @@ const median = (prepare: () => Promise<string[]>, cmd: string) => {
   const [c, pre] = wrap(cmd, []);
   return bench.median(async () => [...pre, ...(await prepare())], c);
 };
-const once = (cmd: string, argv: string[]) => bench.timed(...wrap(cmd, argv));
 
 async function fresh(base: string, name: string): Promise<string> {
   const d = join(base, name);

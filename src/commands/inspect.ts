@@ -1,5 +1,4 @@
 /** `isoload inspect`: what a source holds, without writing anything. */
-import type { join } from "node:path";
 import { catalog } from "../image/catalog.ts";
 import { requireRecords } from "../store/records.ts";
 import { readCa } from "../server/tls.ts";

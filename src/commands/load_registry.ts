@@ -1,5 +1,5 @@
 /** `isoload load --mode registry`: the archive streamed once (or the images of peer registries copied) into a registry storage tree, plus registries.conf. */
-import { type join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { checkSpaceFor } from "../util/disk_space.ts";
 import { checkRamTarget } from "../util/ram_target.ts";
 import { syncFilesystem } from "../util/atomic_write.ts";

@@ -2,7 +2,7 @@
  * What storage mode put in containers-storage, kept in `DIR/isoload/storage.json`
  * so a re-run can check the store instead of reading the archive again.
  */
-import { type join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { atomicWrite } from "../util/atomic_write.ts";
 import { readStateFile } from "../store/records.ts";
 import { dataDirPaths } from "../store/paths.ts";

@@ -94,11 +94,22 @@ export function formatDuration(ms: number): string {
 }
 
 /**
+ * How long work runs before it reports progress: 1 s, so short work prints only its summary.
+ * ISOLOAD_PROGRESS_AFTER_MS changes it, so the tests of progress lines do not depend on how fast a load is.
+ */
+function quietStartMs(): number {
+  const text = Deno.env.get("ISOLOAD_PROGRESS_AFTER_MS");
+  const ms = Number(text);
+  return text && Number.isFinite(ms) && ms >= 0 ? ms : 1000;
+}
+
+/**
  * Throttled progress for a byte count: at most one line per `everyMs`
  * (plain output also every 10%), with rate and ETA.
  */
 export function byteProgress(log: Logger, label: string, total: number, everyMs = 5000): (done: number, what: string) => void {
   const start = performance.now();
+  const quietMs = quietStartMs();
   let lastAt = 0;
   let lastPct = -10;
   const tty = Deno.stderr.isTerminal();
@@ -106,7 +117,7 @@ export function byteProgress(log: Logger, label: string, total: number, everyMs 
     const now = performance.now();
     const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
     // Short work gets no progress at all: the summary line says enough.
-    if (now - start < 1000) return;
+    if (now - start < quietMs) return;
     const due = tty ? now - lastAt >= 200 : now - lastAt >= everyMs || pct >= lastPct + 10;
     if (!due && done < total) return;
     if (done >= total && lastPct >= 100) return;
