@@ -49,3 +49,51 @@ export function isoloadArgs(...rest: string[]): string[] {
 
 /** "62 MB". */
 export const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
+
+/** A server a benchmark started: the child, how long it took to say "Registry ready", and its stderr so far. */
+export interface StartedServer {
+  child: Deno.ChildProcess;
+  readyMs: number;
+  log(): string;
+}
+
+/** Starts `argv` (command first) and resolves once its stderr says "Registry ready"; stderr keeps being read after. */
+export async function startUntilReady(argv: string[]): Promise<StartedServer> {
+  const t0 = performance.now();
+  const child = new Deno.Command(argv[0], { args: argv.slice(1), stdout: "null", stderr: "piped" }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!/Registry ready/.test(seen)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${argv.join(" ")} ended before ready: ${seen}`);
+    seen += value;
+  }
+  const readyMs = performance.now() - t0;
+  (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += value;
+    }
+  })();
+  return { child, readyMs, log: () => seen };
+}
+
+/** `clients` HTTP clients fetch every URL between them; resolves to the bytes received. Anything but 200 fails the run. */
+export async function fetchAll(urls: string[], clients: number): Promise<number> {
+  let next = 0;
+  let bytes = 0;
+  await Promise.all(Array.from({ length: clients }, async () => {
+    const client = Deno.createHttpClient({});
+    try {
+      while (next < urls.length) {
+        const r = await fetch(urls[next++], { client });
+        if (r.status !== 200) throw new Error(`${r.url}: ${r.status}`);
+        for await (const c of r.body!) bytes += c.length;
+      }
+    } finally {
+      client.close();
+    }
+  }));
+  return bytes;
+}

@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { basename, join } from "node:path";
 import { splitFile } from "../tools/payload.ts";
 import { parseSize, planRelease, writeRelease } from "../tools/release_payload.ts";
-import { Bench, isoloadArgs } from "./_measure.ts";
+import { Bench, fetchAll, isoloadArgs, startUntilReady } from "./_measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -47,28 +47,6 @@ const cuts = Array.from({ length: parts - 1 }, (_, i) => Math.floor((size * (i +
 console.log(`bench: splitting ${basename(archive)} (${(size / 1e9).toFixed(2)} GB) into ${parts} chunks`);
 const chunks = await splitFile(archive, cuts, join(work, "chunks.tar."));
 
-/** Starts a command and resolves once its stderr says "Registry ready". */
-async function startUntilReady(argv: string[]): Promise<{ child: Deno.ChildProcess; readyMs: number; log: () => string }> {
-  const t0 = performance.now();
-  const child = new Deno.Command(argv[0], { args: argv.slice(1), stdout: "null", stderr: "piped" }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!/Registry ready/.test(seen)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${argv.join(" ")} ended before ready: ${seen}`);
-    seen += value;
-  }
-  const readyMs = performance.now() - t0;
-  (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      seen += value;
-    }
-  })();
-  return { child, readyMs, log: () => seen };
-}
-
 async function status(pid: number, field: string): Promise<number> {
   return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(await Deno.readTextFile(`/proc/${pid}/status`))?.[1] ?? 0);
 }
@@ -93,21 +71,7 @@ async function pullEverything(base: string, images: { repository: string; digest
     }
   };
   for (const img of images) await manifest(img.repository, img.digest);
-  let next = 0;
-  let bytes = 0;
-  await Promise.all(Array.from({ length: clients }, async () => {
-    const client = Deno.createHttpClient({});
-    try {
-      while (next < urls.length) {
-        const r = await fetch(urls[next++], { client });
-        if (r.status !== 200) throw new Error(`${r.url}: ${r.status}`);
-        for await (const c of r.body!) bytes += c.length;
-      }
-    } finally {
-      client.close();
-    }
-  }));
-  return { blobs: urls.length, bytes };
+  return { blobs: urls.length, bytes: await fetchAll(urls, clients) };
 }
 
 const report = JSON.parse(

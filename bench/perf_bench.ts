@@ -17,7 +17,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { parseSize, planRelease, type ReleasePayload, writeRelease } from "../tools/release_payload.ts";
-import { Bench, isoloadArgs, mb, type Measure } from "./_measure.ts";
+import { Bench, fetchAll, isoloadArgs, mb, type Measure, startUntilReady } from "./_measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -105,26 +105,6 @@ add("verify", "openssl dgst -sha256, one core (floor)", openssl, openssl, "opens
 add("verify", "isoload verify", verify, openssl, "openssl");
 
 // 4. Serving: ready time and RSS, in place against from DIR.
-/** Starts a server; resolves once its stderr says ready, with the time taken. */
-async function startUntilReady(argv: string[]): Promise<{ child: Deno.ChildProcess; readyS: number }> {
-  // Servers are not run real-time: a real-time server and its clients can starve each other's threads on 2 cores.
-  const [c, a] = [deno, argv];
-  const t0 = performance.now();
-  const child = new Deno.Command(c, { args: a, stdout: "null", stderr: "piped" }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!/Registry ready/.test(seen)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${argv.join(" ")} ended before ready: ${seen}`);
-    seen += value;
-  }
-  const readyS = (performance.now() - t0) / 1000;
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  return { child, readyS };
-}
-
 /** VmHWM and VmRSS of a process, in kB. */
 async function rssKb(pid: number): Promise<{ hwm: number; rss: number }> {
   const s = await Deno.readTextFile(`/proc/${pid}/status`);
@@ -140,20 +120,7 @@ async function pullAll(base: string): Promise<number> {
     })).json();
     for (const d of [m.config, ...m.layers]) urls.push(`${base}/v2/${img.repository}/blobs/${d.digest}`);
   }
-  let next = 0;
-  let bytes = 0;
-  await Promise.all(Array.from({ length: 4 }, async () => {
-    const client = Deno.createHttpClient({});
-    try {
-      while (next < urls.length) {
-        const r = await fetch(urls[next++], { client });
-        for await (const c of r.body!) bytes += c.length;
-      }
-    } finally {
-      client.close();
-    }
-  }));
-  return bytes;
+  return await fetchAll(urls, 4);
 }
 
 const serveRows: string[] = [];
@@ -167,7 +134,9 @@ for (const [name, extra] of servers) {
   let last = { atReady: 0, afterPull: 0, hwm: 0 };
   for (let i = 0; i < runs; i++) {
     const port = 25700 + i;
-    const { child, readyS } = await startUntilReady(isoloadArgs("serve", ...extra, "--listen", `127.0.0.1:${port}`));
+    // Servers are not run real-time: a real-time server and its clients can starve each other's threads on 2 cores.
+    const { child, readyMs } = await startUntilReady([deno, ...isoloadArgs("serve", ...extra, "--listen", `127.0.0.1:${port}`)]);
+    const readyS = readyMs / 1000;
     try {
       ready.push(readyS);
       const atReady = (await rssKb(child.pid)).rss;

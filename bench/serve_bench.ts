@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { buildLargeLayout, tarDirectory } from "../tools/payload.ts";
 import { mirrorRepositoryFor } from "../src/image/reference.ts";
-import { Bench, isoloadArgs } from "./_measure.ts";
+import { Bench, fetchAll, isoloadArgs, startUntilReady } from "./_measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -35,24 +35,6 @@ const archive = join(work, "payload.tar");
 await tarDirectory(fixture.dir, archive);
 const size = (await Deno.stat(archive)).size;
 await bench.timed("cat", [archive, "/dev/null"]);
-
-/** Starts a command and resolves once its stderr says "Registry ready"; returns the child, its pid tree and the time taken. */
-async function startUntilReady(argv: string[]): Promise<{ child: Deno.ChildProcess; readyMs: number }> {
-  const t0 = performance.now();
-  const child = new Deno.Command(argv[0], { args: argv.slice(1), stdout: "null", stderr: "piped" }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!/Registry ready/.test(seen)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${argv.join(" ")} ended before ready: ${seen}`);
-    seen += value;
-  }
-  const readyMs = performance.now() - t0;
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  return { child, readyMs };
-}
 
 /** Peak RSS (VmHWM) of a process and its descendants that are still alive. */
 async function peakRssKb(pid: number): Promise<number> {
@@ -83,20 +65,8 @@ async function blobUrls(base: string): Promise<string[]> {
 /** C clients fetch every blob between them: MB/s over the wall time. */
 async function throughput(base: string): Promise<{ mbPerS: number; bytes: number }> {
   const urls = await blobUrls(base);
-  let next = 0;
-  let bytes = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: clients }, async () => {
-    const client = Deno.createHttpClient({});
-    try {
-      while (next < urls.length) {
-        const r = await fetch(urls[next++], { client });
-        for await (const c of r.body!) bytes += c.length;
-      }
-    } finally {
-      client.close();
-    }
-  }));
+  const bytes = await fetchAll(urls, clients);
   return { mbPerS: bytes / 1e6 / ((performance.now() - t0) / 1000), bytes };
 }
 
