@@ -4,10 +4,12 @@
  * guessing from a registry's configuration. Written atomically once the
  * server listens; on exit it is renamed to `served.json` (what was served
  * last). A file whose process is gone (killed with SIGKILL, a power cut) is
- * read as not serving: the pid and its start time must both still match.
+ * read as not serving: the pid and its start time must both still match (where
+ * /proc can be read; elsewhere, the lock a serve holds on the file must be held).
  */
 import { atomicWrite, readTextIfExists } from "../util/atomic_write.ts";
 import type { DataDirPaths } from "../store/paths.ts";
+import { tryLock } from "../store/lock.ts";
 
 /** The state file. */
 export interface ServingState {
@@ -27,17 +29,40 @@ export interface ServingState {
   started: string;
 }
 
-/** The start time of a process (field 22 of /proc/PID/stat), or undefined when it is gone. */
-async function processStart(pid: number): Promise<string | undefined> {
-  const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => undefined);
+/** The start time in /proc/PID/stat's text (field 22). */
+function fieldStart(stat: string): string | undefined {
   // The command name (field 2) may hold spaces and parentheses: count fields after its closing one.
-  return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
 }
 
-/** Whether the process that wrote `s` still runs. */
-export async function isLive(s: ServingState): Promise<boolean> {
-  const start = await processStart(s.pid);
-  return start !== undefined && (s.pidStart === undefined || s.pidStart === start);
+/** The start time of a process, or undefined when it is gone or /proc cannot be read. */
+async function processStart(pid: number): Promise<string | undefined> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => undefined);
+  return stat === undefined ? undefined : fieldStart(stat);
+}
+
+/** Whether the process that wrote `s` (published at `path`) still runs. */
+async function isLive(s: ServingState, path: string): Promise<boolean> {
+  let stat: string;
+  try {
+    stat = await Deno.readTextFile(`/proc/${s.pid}/stat`);
+  } catch (e) {
+    // Deno lets only --allow-all read /proc/PID (or signal another pid): the shipped binary, with named permissions,
+    // asks the serving process's lock on the state file instead.
+    return e instanceof Deno.errors.NotCapable && await lockedByServer(path);
+  }
+  return s.pidStart === undefined || s.pidStart === fieldStart(stat);
+}
+
+/** Whether a serve holds the lock it takes on its state file for as long as it runs (the OS drops it when it dies). */
+async function lockedByServer(path: string): Promise<boolean> {
+  const file = await Deno.open(path, { read: true }).catch(() => undefined);
+  if (!file) return false;
+  try {
+    return !await tryLock(file);
+  } finally {
+    file.close();
+  }
 }
 
 /** A published state; `withdraw()` (idempotent) turns it into the last-served record on exit. */
@@ -59,14 +84,21 @@ export async function publishServing(
   };
   const text = JSON.stringify(full, null, 2) + "\n";
   await atomicWrite(paths.serving, text, { skipIfSame: false });
+  // Held while this process runs: how a reader without access to /proc tells a live serve from a killed one.
+  const held = await Deno.open(paths.serving, { read: true });
+  await held.lock(true);
   let withdrawn = false;
   return {
     async withdraw() {
       if (withdrawn) return;
       withdrawn = true;
-      // Another serve of the same DIR may have replaced the file since: only our own is moved.
-      if ((await readTextIfExists(paths.serving).catch(() => undefined)) !== text) return;
-      await Deno.rename(paths.serving, paths.served).catch(() => {});
+      try {
+        // Another serve of the same DIR may have replaced the file since: only our own is moved.
+        if ((await readTextIfExists(paths.serving).catch(() => undefined)) !== text) return;
+        await Deno.rename(paths.serving, paths.served).catch(() => {});
+      } finally {
+        held.close();
+      }
     },
   };
 }
@@ -83,7 +115,7 @@ async function readState(path: string): Promise<ServingState | undefined> {
 /** What DIR is served as now (`running`), or was last served as; undefined when it never was. */
 export async function readServing(paths: DataDirPaths): Promise<(ServingState & { running: boolean }) | undefined> {
   const now = await readState(paths.serving);
-  if (now) return { ...now, running: await isLive(now) };
+  if (now) return { ...now, running: await isLive(now, paths.serving) };
   const last = await readState(paths.served);
   return last && { ...last, running: false };
 }

@@ -9,7 +9,7 @@ export interface HeldLock {
 }
 
 /** Deno has no try-lock: a lock that is not granted at once is held by someone else. */
-async function tryLock(file: Deno.FsFile): Promise<boolean> {
+export async function tryLock(file: Deno.FsFile): Promise<boolean> {
   return await Promise.race([
     file.lock(true).then(() => true),
     new Promise<false>((r) => setTimeout(() => r(false), 300)),
