@@ -24,7 +24,7 @@ export interface RamTargetFacts {
   ramFs?: string;
   /** Bytes the load would write into DIR (the source's, less blobs already there). */
   need: number;
-  /** MemAvailable from /proc/meminfo, in bytes; undefined when unknown. */
+  /** Memory available (MemAvailable), in bytes; undefined when unknown. */
   memAvailable?: number;
   /** --allow-ram-target. */
   allow: boolean;
@@ -43,12 +43,6 @@ export function ramTargetRefusal(f: RamTargetFacts): string | undefined {
     "give a --data-dir on a disk, or pass --allow-ram-target";
 }
 
-/** MemAvailable in bytes from /proc/meminfo text, or undefined. */
-export function parseMemAvailable(meminfo: string): number | undefined {
-  const m = /^MemAvailable:\s+(\d+)\s*kB/m.exec(meminfo);
-  return m ? Number(m[1]) * 1024 : undefined;
-}
-
 /** The RAM-backed file system `path` (or its nearest existing parent) is on, or undefined. */
 export async function ramFsOf(path: string): Promise<string | undefined> {
   for (let p = path;; p = dirname(p)) {
@@ -65,7 +59,9 @@ async function memAvailable(): Promise<number | undefined> {
   const fake = Deno.env.get("ISOLOAD_TEST_MEMAVAILABLE");
   if (fake) return Number(fake);
   try {
-    return parseMemAvailable(await Deno.readTextFile("/proc/meminfo"));
+    // Not /proc/meminfo: Deno reads /proc only with --allow-all, and the shipped binary has named permissions
+    // (--allow-sys=systemMemoryInfo covers this call).
+    return Deno.systemMemoryInfo().available;
   } catch {
     return undefined;
   }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseMemAvailable, ramFsOf, ramTargetRefusal } from "./ram_target.ts";
+import { ramFsOf, ramTargetRefusal } from "./ram_target.ts";
 
 const GB = 1e9;
 
@@ -13,11 +13,6 @@ Deno.test("ramTargetRefusal() refuses a RAM-backed DIR only past half of MemAvai
   assert.equal(ramTargetRefusal({ ...base, ramFs: undefined, need: 20 * GB }), undefined, "a disk is not limited by memory");
   assert.equal(ramTargetRefusal({ ...base, memAvailable: undefined, need: 20 * GB }), undefined, "unknown memory: no guess");
   assert.match(ramTargetRefusal({ ...base, ramFs: "ramfs", need: 9 * GB })!, /into a ramfs/);
-});
-
-Deno.test("parseMemAvailable() reads /proc/meminfo in bytes", () => {
-  assert.equal(parseMemAvailable("MemTotal:       24684092 kB\nMemFree: 1 kB\nMemAvailable:   23096368 kB\n"), 23096368 * 1024);
-  assert.equal(parseMemAvailable("MemTotal: 1 kB\n"), undefined);
 });
 
 Deno.test("ramFsOf() knows /dev/shm is a tmpfs and / is not, also for paths not made yet", async () => {
