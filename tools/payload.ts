@@ -307,21 +307,7 @@ export async function buildLargeLayout(dir: string, count: number, layerBytes: n
       if (gzWriter) await gzWriter.write(b.slice());
       else await writeFile(b);
     };
-    const header = new Uint8Array(512);
-    const enc = new TextEncoder();
-    header.set(enc.encode(`data-${i}.bin`), 0);
-    header.set(enc.encode("0000644\0"), 100);
-    header.set(enc.encode("0000000\0"), 108);
-    header.set(enc.encode("0000000\0"), 116);
-    header.set(enc.encode(layerBytes.toString(8).padStart(11, "0") + "\0"), 124);
-    header.set(enc.encode("00000000000\0"), 136);
-    header[156] = 0x30;
-    header.set(enc.encode("ustar\u000000"), 257);
-    header.fill(0x20, 148, 156);
-    let sum = 0;
-    for (const b of header) sum += b;
-    header.set(enc.encode(sum.toString(8).padStart(6, "0") + "\0 "), 148);
-    await put(header);
+    await put(tarHeader(`data-${i}.bin`, layerBytes));
     const chunk = new Uint8Array(1 << 20);
     let left = layerBytes;
     let seed = i + 1;
@@ -389,4 +375,34 @@ export async function writeRegistryImage(dir: string, work: string): Promise<Des
     cmd: ["/etc/docker/registry/config.yml"],
     gzipLayers: true,
   });
+}
+
+const enc = new TextEncoder();
+
+/** A ustar header; long paths are split into prefix and name at a slash. */
+export function tarHeader(path: string, size: number): Uint8Array {
+  const h = new Uint8Array(512);
+  let name = path, prefix = "";
+  if (enc.encode(path).length > 100) {
+    const cut = path.lastIndexOf("/", path.length - 1);
+    let at = cut;
+    while (at > 0 && (path.length - at - 1 > 100 || at > 155)) at = path.lastIndexOf("/", at - 1);
+    if (at <= 0 || path.length - at - 1 > 100) throw new RangeError(`Cannot write tar entry ${path}: path too long for ustar`);
+    prefix = path.slice(0, at);
+    name = path.slice(at + 1);
+  }
+  h.set(enc.encode(name), 0);
+  h.set(enc.encode("0000644\0"), 100);
+  h.set(enc.encode("0000000\0"), 108);
+  h.set(enc.encode("0000000\0"), 116);
+  h.set(enc.encode(size.toString(8).padStart(11, "0") + "\0"), 124);
+  h.set(enc.encode("00000000000\0"), 136);
+  h[156] = 0x30;
+  h.set(enc.encode("ustar\u000000"), 257);
+  h.set(enc.encode(prefix), 345);
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.set(enc.encode(sum.toString(8).padStart(6, "0") + "\0 "), 148);
+  return h;
 }

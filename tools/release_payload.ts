@@ -18,7 +18,7 @@
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { parseArgs } from "node:util";
-import type { Fixture } from "./payload.ts";
+import { type Fixture, tarHeader } from "./payload.ts";
 import { mirrorRepositoryFor } from "../src/image/reference.ts";
 
 /** What to generate. */
@@ -162,34 +162,6 @@ class Bytes {
 }
 
 const enc = new TextEncoder();
-
-/** A ustar header; long paths are split into prefix and name at a slash. */
-export function tarHeader(path: string, size: number): Uint8Array {
-  const h = new Uint8Array(512);
-  let name = path, prefix = "";
-  if (enc.encode(path).length > 100) {
-    const cut = path.lastIndexOf("/", path.length - 1);
-    let at = cut;
-    while (at > 0 && (path.length - at - 1 > 100 || at > 155)) at = path.lastIndexOf("/", at - 1);
-    if (at <= 0 || path.length - at - 1 > 100) throw new RangeError(`Cannot write tar entry ${path}: path too long for ustar`);
-    prefix = path.slice(0, at);
-    name = path.slice(at + 1);
-  }
-  h.set(enc.encode(name), 0);
-  h.set(enc.encode("0000644\0"), 100);
-  h.set(enc.encode("0000000\0"), 108);
-  h.set(enc.encode("0000000\0"), 116);
-  h.set(enc.encode(size.toString(8).padStart(11, "0") + "\0"), 124);
-  h.set(enc.encode("00000000000\0"), 136);
-  h[156] = 0x30;
-  h.set(enc.encode("ustar\u000000"), 257);
-  h.set(enc.encode(prefix), 345);
-  h.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.set(enc.encode(sum.toString(8).padStart(6, "0") + "\0 "), 148);
-  return h;
-}
 
 /** Where blobs and metadata files go. */
 interface Sink {
