@@ -12,6 +12,8 @@ import type { ImageCandidate } from "../archive/format.ts";
 import { isRepositoryPath, isTag, parseReference, repositoryOf } from "../image/reference.ts";
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from "../image/manifest.ts";
 import { describeError, EnvironmentError, UsageError } from "../util/errors.ts";
+import type { BlobBytes } from "../archive/ingest.ts";
+import { GetPool, type GetResponse } from "./http_get.ts";
 
 /** The path of isoload's image-list extension: `_`-prefixed, so no repository name can collide with it (as `_catalog`). */
 export const PEER_IMAGES_PATH = "/v2/_isoload/images";
@@ -92,10 +94,13 @@ export class Peer {
   /** `https://HOST:PORT`, for messages and records. */
   readonly name: string;
   #client?: Deno.HttpClient;
+  /** Blob GETs: kept-alive connections read into the caller's buffers (see http_get.ts). */
+  #blobs: GetPool;
 
-  private constructor(readonly url: URL, client: Deno.HttpClient | undefined) {
+  private constructor(readonly url: URL, cas: string[]) {
     this.name = url.origin;
-    this.#client = client;
+    this.#client = cas.length ? Deno.createHttpClient({ caCerts: cas }) : undefined;
+    this.#blobs = new GetPool(url, cas.length ? cas : undefined, PEER_IDLE_MS);
   }
 
   /** A peer with its own HTTP client, trusting the CAs `trust` names for it. */
@@ -112,13 +117,14 @@ export class Peer {
         if (pem !== undefined) cas.push(pem);
       }
     }
-    return new Peer(url, cas.length ? Deno.createHttpClient({ caCerts: cas }) : undefined);
+    return new Peer(url, cas);
   }
 
   /** Releases the HTTP client. */
   close(): void {
     this.#client?.close();
     this.#client = undefined;
+    this.#blobs.close();
   }
 
   /**
@@ -223,58 +229,46 @@ export class Peer {
   }
 
   /**
-   * A blob's bytes as chunks of up to 1 MiB, unverified. Ending before `size`
-   * bytes, or going silent, is a PeerError raised from the iteration.
+   * A blob's bytes, unverified: read straight from the connection into the
+   * caller's buffers, or iterated as chunks of up to 1 MiB. Ending before
+   * `size` bytes, or going silent, is a PeerError raised from the read.
    */
-  async blob(repository: string, digest: string, size: number): Promise<AsyncIterable<Uint8Array>> {
+  async blob(repository: string, digest: string, size: number): Promise<BlobBytes> {
     const what = `blob ${digest}`;
-    const got = await this.#get(`/v2/${repository}/blobs/${digest}`, what);
-    const length = got.res.headers.get("Content-Length");
-    if (length !== null && Number(length) !== size) {
-      got.done();
-      await got.res.body?.cancel().catch(() => {});
-      throw new PeerError(this.name, `Cannot get ${what} from ${this.name}: it offers ${length} bytes, the manifest says ${size}`);
+    const fail = (why: string, cause?: unknown) =>
+      new PeerError(this.name, `Cannot get ${what} from ${this.name}: ${why}`, cause === undefined ? undefined : { cause });
+    let res: GetResponse;
+    try {
+      res = await this.#blobs.get(`/v2/${repository}/blobs/${digest}`);
+    } catch (e) {
+      throw fail(describe(e), e);
     }
-    const name = this.name;
+    if (res.status !== 200 || res.length !== size) {
+      res.cancel();
+      if (res.status !== 200) throw fail(`HTTP ${res.status}`);
+      throw fail(res.length === undefined ? "it gives no Content-Length" : `it offers ${res.length} bytes, the manifest says ${size}`);
+    }
+    let total = 0;
+    const read = async (dst: Uint8Array): Promise<number> => {
+      let n;
+      try {
+        n = await res.read(dst);
+      } catch (e) {
+        throw fail(describe(e), e);
+      }
+      total += n;
+      if (n === 0 && total < size) throw fail(`it sent ${total} of ${size} bytes and stopped`);
+      return n;
+    };
     return {
+      read,
       async *[Symbol.asyncIterator]() {
-        // Fetch hands over small chunks: gathered into 1 MiB so hashing and writing go in large steps. The consumer is
-        // done with a chunk when it asks for the next (the writer has hashed and written it), so one buffer serves.
+        // The consumer is done with a chunk when it asks for the next (the writer has hashed and written it), so one buffer serves.
         const buf = new Uint8Array(Math.min(size, CHUNK) || 1);
-        let fill = 0;
-        let total = 0;
-        const reader = got.res.body!.getReader();
         try {
-          for (;;) {
-            let r;
-            try {
-              r = await reader.read();
-            } catch (e) {
-              throw new PeerError(name, `Cannot get ${what} from ${name}: ${got.aborted() ? "it stopped sending" : describe(e)}`, {
-                cause: e,
-              });
-            }
-            if (r.done) break;
-            got.touch();
-            let c = r.value;
-            total += c.length;
-            while (c.length) {
-              const n = Math.min(c.length, buf.length - fill);
-              buf.set(c.subarray(0, n), fill);
-              fill += n;
-              c = c.subarray(n);
-              if (fill === buf.length) {
-                yield buf;
-                fill = 0;
-              }
-            }
-          }
-          if (fill) yield buf.subarray(0, fill);
-          if (total < size) throw new PeerError(name, `Cannot get ${what} from ${name}: it sent ${total} of ${size} bytes and stopped`);
+          for (let n; (n = await read(buf)) > 0;) yield buf.subarray(0, n);
         } finally {
-          got.done();
-          reader.releaseLock();
-          await got.res.body?.cancel().catch(() => {});
+          res.cancel();
         }
       },
     };

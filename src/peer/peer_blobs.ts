@@ -18,6 +18,8 @@ export function peerBackedBlobs(store: RegistryStore, fetcher: PeerFetcher, need
       const need = needed.get(digest);
       if (!need) return undefined;
       const flight = fetcher.blob(need, need.size);
+      // A client waits for this one: its batch lands as soon as it is verified, not when full.
+      flight.verified.then(() => store.landSoon(), () => {});
       return { file: store.blobPath(digest), offset: 0, size: need.size, verified: false, growing: flight };
     },
   };

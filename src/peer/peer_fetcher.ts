@@ -10,6 +10,7 @@ import { digestOf } from "../image/digest.ts";
 import { CorruptBlobError, type RegistryStore } from "../store/storage_tree.ts";
 import { EnvironmentError, InputError } from "../util/errors.ts";
 import { checkInterrupt } from "../util/interrupt.ts";
+import type { BlobBytes } from "../archive/ingest.ts";
 import { type Peer, PeerError } from "./peer.ts";
 
 /** What is being copied, for messages: the blob and the image that needs it. */
@@ -33,6 +34,9 @@ export interface CopyProgress {
 
 /** A copy in flight. */
 export interface Inflight {
+  /** The bytes arrived and hash to the digest (in a pass, they may still wait in tmp/ for their batch to land). */
+  verified: Promise<void>;
+  /** The blob is at its final path. */
   done: Promise<void>;
   readonly progress: CopyProgress;
 }
@@ -87,11 +91,11 @@ export class PeerFetcher {
       // Landed since the caller looked (a copy that just finished): nothing to do.
       if ((await this.store.blobSize(what.digest)) === size) return;
       await this.#copy(what, async (peer) => {
-        const chunks = await peer.blob(what.repository, what.digest, size);
+        const bytes = await peer.blob(what.repository, what.digest, size);
         progress.attempt++;
         progress.written = 0;
         progress.tmp = this.store.tempPath(what.digest);
-        await this.store.putBlob(what.digest, size, this.#watch(chunks, progress), what.label);
+        await this.store.putFetched(what.digest, size, this.#watch(bytes, progress), what.label);
       });
     });
   }
@@ -105,14 +109,18 @@ export class PeerFetcher {
         if (got !== what.digest) {
           throw new CorruptBlobError(what.digest, `Cannot load manifest ${what.digest} (${what.label}): its bytes hash to ${got}`);
         }
-        await this.store.putBlob(
-          what.digest,
-          bytes.length,
-          (async function* () {
+        let at = 0;
+        const whole: BlobBytes = {
+          read(dst) {
+            const n = Math.min(dst.length, bytes.length - at);
+            dst.set(bytes.subarray(at, at += n));
+            return Promise.resolve(n);
+          },
+          async *[Symbol.asyncIterator]() {
             yield bytes;
-          })(),
-          what.label,
-        );
+          },
+        };
+        await this.store.putFetched(what.digest, bytes.length, whole, what.label);
         this.onBytes?.(bytes.length);
       }));
   }
@@ -121,24 +129,45 @@ export class PeerFetcher {
     const have = this.#inflight.get(digest);
     if (have) return have;
     const progress: CopyProgress = { written: 0, attempt: 0 };
+    const verified = run(progress);
     const flight: Inflight = {
       progress,
-      done: run(progress).finally(() => this.#inflight.delete(digest)),
+      verified,
+      done: verified.then(() => this.store.landed(digest)).finally(() => this.#inflight.delete(digest)),
     };
     // Callers that only follow the progress must not leave a rejection unhandled.
+    verified.catch(() => {});
     flight.done.catch(() => {});
     this.#inflight.set(digest, flight);
     return flight;
   }
 
-  /** Counts bytes as they pass to the writer (the writer has written the previous chunk when it asks for the next). */
-  async *#watch(chunks: AsyncIterable<Uint8Array>, progress: CopyProgress): AsyncIterable<Uint8Array> {
-    for await (const c of chunks) {
-      checkInterrupt(this.opts.signal, `copy from peers`);
-      yield c;
-      progress.written += c.length;
-      this.onBytes?.(c.length);
-    }
+  /**
+   * Counts bytes as they pass to the writer: chunks once it asks for the next
+   * (it has written this one), reads as they return (it is writing them: a
+   * follower of the temp file may find fewer there for a moment and reads on).
+   */
+  #watch(bytes: BlobBytes, progress: CopyProgress): BlobBytes {
+    const count = (n: number) => {
+      progress.written += n;
+      this.onBytes?.(n);
+    };
+    const signal = this.opts.signal;
+    return {
+      async read(dst) {
+        checkInterrupt(signal, `copy from peers`);
+        const n = await bytes.read(dst);
+        count(n);
+        return n;
+      },
+      async *[Symbol.asyncIterator]() {
+        for await (const c of bytes) {
+          checkInterrupt(signal, `copy from peers`);
+          yield c;
+          count(c.length);
+        }
+      },
+    };
   }
 
   async #copy(what: CopyWhat, attempt: (peer: Peer) => Promise<void>): Promise<void> {

@@ -53,7 +53,8 @@ function imageName(img: ImageCandidate): string {
 
 /**
  * Copies every manifest the list names (indexes, then the children the peer
- * has) into the store, and returns them parsed.
+ * has) into the store, and returns them parsed. Each level is one pass of the
+ * store: the manifests land together (one syncfs), not one fsync each.
  */
 export async function copyManifests(
   list: PeerList["images"],
@@ -66,14 +67,25 @@ export async function copyManifests(
   let level = list.map((img) => ({ digest: img.digest, repository: img.repository, label: `manifest of ${imageName(img)}` }));
   const children = new Map(list.map((img) => [img.digest, img.children]));
   while (level.length) {
-    const results = await runPool(level, jobs, async (m) => {
-      if ((await store.blobSize(m.digest)) !== undefined) return;
-      await fetcher.manifest(m).done;
-      written.blobs++;
-      written.bytes += (await store.blobSize(m.digest)) ?? 0;
-    });
-    const failed = results.find((r) => !r.ok);
-    if (failed && !failed.ok) throw failed.error;
+    const missing: typeof level = [];
+    for (const m of level) if ((await store.blobSize(m.digest)) === undefined) missing.push(m);
+    // No pass when nothing is missing: `serve --peer` may be copying blobs for its clients meanwhile.
+    if (missing.length) {
+      store.start();
+      let completed = false;
+      try {
+        const results = await runPool(missing, jobs, (m) => fetcher.manifest(m).verified);
+        const failed = results.find((r) => !r.ok);
+        if (failed && !failed.ok) throw failed.error;
+        completed = true;
+      } finally {
+        await store.finish(completed);
+      }
+      for (const m of missing) {
+        written.blobs++;
+        written.bytes += (await store.blobSize(m.digest)) ?? 0;
+      }
+    }
     await readManifests(store, level.map((m) => m.digest), manifests);
     const next: typeof level = [];
     for (const m of level) {
@@ -136,8 +148,12 @@ export interface ReplicationResult {
 }
 
 /**
- * Copies the blobs not yet in place, `jobs` at once. Every blob is tried
- * (one failing does not stop the others); the first failure is thrown at the end.
+ * Copies the blobs not yet in place, `jobs` at once, as one pass of the
+ * store: each is written as it arrives, hashed by the store's worker and,
+ * once verified, waits in tmp/ for its batch to be made durable (one syncfs)
+ * and renamed into place, while the next copies run (one fsync per blob cost
+ * more than the copy). A blob no peer gives stops the rest; the blobs verified
+ * so far still land (a re-run does not fetch them again).
  */
 export async function copyBlobs(
   needed: NeededBlob[],
@@ -158,15 +174,26 @@ export async function copyBlobs(
   todo.sort((a, b) => b.size - a.size);
   // A blob no peer could give stops the rest (they would fail the same way, each after its retries).
   let stop: unknown;
-  await runPool(todo, jobs, async (b) => {
-    if (stop) throw stop;
-    await fetcher.blob(b, b.size).done.catch((e) => {
-      stop ??= e;
-      throw e;
+  const landing: Promise<void>[] = [];
+  store.start(true);
+  let completed = false;
+  try {
+    await runPool(todo, jobs, async (b) => {
+      if (stop) throw stop;
+      const flight = fetcher.blob(b, b.size);
+      landing.push(flight.done);
+      await flight.verified.catch((e) => {
+        stop ??= e;
+        throw e;
+      });
+      written.blobs++;
+      written.bytes += b.size;
     });
-    written.blobs++;
-    written.bytes += b.size;
-  });
-  if (stop) throw stop;
+    if (stop) throw stop;
+    completed = true;
+  } finally {
+    await store.finish(completed);
+  }
+  await Promise.all(landing);
   return { written, skipped };
 }

@@ -35,6 +35,10 @@ const BUFFERS = 6;
 const BUFFER_BYTES = 4 << 20;
 /** Blobs up to this size are hashed on this thread. */
 const INLINE_HASH_BYTES = 1 << 20;
+/** A fetched blob is written as each read of up to this much arrives, while the bytes are still in the CPU's cache. */
+const FETCH_CHUNK = 256 << 10;
+/** The worker reads a written temp file back in pieces of this size to hash it. */
+const HASH_FILE_CHUNK = 1 << 20;
 
 /** The hashing worker and the buffers it hashes, for one pass. */
 class Hashing {
@@ -81,6 +85,8 @@ export class RegistryStore {
   #hashing: Hashing | undefined;
   /** Verified blobs in tmp/ waiting for their batch to be made durable and renamed. */
   #pending: { tmp: string; digest: string }[] = [];
+  /** Digests verified in this pass and not yet renamed into place, with whoever waits for them to land. */
+  readonly #unsettled = new Map<string, PromiseWithResolvers<void> | undefined>();
   /** Large blobs whose last buffers the worker is still hashing. */
   readonly #verifying = new Set<Promise<void>>();
   #settling: Promise<void> | undefined;
@@ -88,6 +94,7 @@ export class RegistryStore {
   #pendingBytes = 0;
   #pendingSince = 0;
   #inPass = false;
+  #eager = false;
   /** Free space as last asked of the filesystem, less what was written since. */
   #free: { asked: number; left: number; sinceAsked: number } | undefined;
 
@@ -149,25 +156,8 @@ export class RegistryStore {
     await this.#announceWrite();
     await this.#checkSpace(digest, size, label);
     const tmp = this.tempPath(digest);
-    const check = (written: number, got: string) => {
-      if (written !== size) throw new InputError(`Cannot load blob ${digest} (${label}): got ${written} bytes, expected ${size}`);
-      if (got !== digest) {
-        throw new CorruptBlobError(digest, `Cannot load blob ${digest} (${label}): its bytes hash to ${got}; the archive is corrupt`);
-      }
-      if (this.#pending.length === 0) this.#pendingSince = performance.now();
-      this.#pending.push({ tmp, digest });
-      this.#pendingBytes += size;
-      if (
-        this.#pendingBytes >= DURABLE_BATCH_BYTES || this.#pending.length >= DURABLE_BATCH_FILES ||
-        performance.now() - this.#pendingSince >= DURABLE_BATCH_MS
-      ) this.#settleSoon();
-    };
-    const fail = async (e: unknown): Promise<never> => {
-      await Deno.remove(tmp).catch(() => {});
-      if (e instanceof InputError) throw e;
-      if (e instanceof TruncatedError) throw new InputError(`Cannot load blob ${digest} (${label}): the source is truncated: ${e.message}`);
-      throw wrapFsError(`write blob ${digest}`, e);
-    };
+    const check = (written: number, got: string) => this.#queue(digest, size, label, tmp, written, got);
+    const fail = (e: unknown) => this.#failed(digest, label, tmp, e);
     if (size <= INLINE_HASH_BYTES) {
       try {
         const r = await this.#copySmall(tmp, bytes, size);
@@ -188,6 +178,99 @@ export class RegistryStore {
     this.#verifying.add(verified);
     verified.catch(() => {}).finally(() => this.#verifying.delete(verified));
     return { verified };
+  }
+
+  /** Checks a blob written to `tmp` in a pass and queues it to land with its batch. */
+  #queue(digest: string, size: number, label: string, tmp: string, written: number, got: string): void {
+    if (written !== size) throw new InputError(`Cannot load blob ${digest} (${label}): got ${written} bytes, expected ${size}`);
+    if (got !== digest) {
+      throw new CorruptBlobError(digest, `Cannot load blob ${digest} (${label}): its bytes hash to ${got}; the archive is corrupt`);
+    }
+    if (this.#pending.length === 0) this.#pendingSince = performance.now();
+    this.#pending.push({ tmp, digest });
+    this.#unsettled.set(digest, undefined);
+    this.#pendingBytes += size;
+    if (
+      this.#eager || this.#pendingBytes >= DURABLE_BATCH_BYTES || this.#pending.length >= DURABLE_BATCH_FILES ||
+      performance.now() - this.#pendingSince >= DURABLE_BATCH_MS
+    ) this.#settleSoon();
+  }
+
+  /** Removes a failed blob's temp file and throws the failure as the caller should see it. */
+  async #failed(digest: string, label: string, tmp: string, e: unknown): Promise<never> {
+    await Deno.remove(tmp).catch(() => {});
+    if (e instanceof InputError) throw e;
+    if (e instanceof TruncatedError) throw new InputError(`Cannot load blob ${digest} (${label}): the source is truncated: ${e.message}`);
+    throw wrapFsError(`write blob ${digest}`, e);
+  }
+
+  /**
+   * A blob arriving over the network (a copy from a peer), checked as
+   * {@link RegistryStore.putBlob} checks it. In a pass, each read is written
+   * to the temp file as it arrives, while its bytes are still in the CPU's
+   * cache, and the pass's worker hashes the file once written (a small blob:
+   * this thread, from memory), so the copies go on while it does; resolves
+   * once verified, the blob then landing with its batch ({@link RegistryStore.landed}).
+   * Outside a pass, the blob is at its final path when this resolves.
+   */
+  async putFetched(digest: string, size: number, bytes: BlobBytes, label: string): Promise<void> {
+    if (!this.#inPass) return await this.#putLanded(digest, size, bytes, label);
+    if (this.#settleFailed) throw this.#settleFailed.error;
+    await this.#announceWrite();
+    await this.#checkSpace(digest, size, label);
+    const tmp = this.tempPath(digest);
+    try {
+      let written = 0;
+      let got = "";
+      if (size <= INLINE_HASH_BYTES) {
+        const buf = new Uint8Array(size);
+        for (let n; written < size && (n = await bytes.read(buf.subarray(written))) > 0;) written += n;
+        Deno.writeFileSync(tmp, buf.subarray(0, written));
+        got = newHasher().update(buf.subarray(0, written)).digest();
+      } else {
+        const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+        try {
+          const buf = new Uint8Array(FETCH_CHUNK);
+          for (let n; (n = await bytes.read(buf)) > 0;) {
+            await writeAll(file, buf.subarray(0, n));
+            written += n;
+          }
+        } finally {
+          file.close();
+        }
+        if (written === size) got = (await (this.#hashing ??= new Hashing()).worker.hashFile(tmp, HASH_FILE_CHUNK)).digest;
+      }
+      this.#queue(digest, size, label, tmp, written, got);
+    } catch (e) {
+      return await this.#failed(digest, label, tmp, e);
+    }
+  }
+
+  /**
+   * Resolves once a blob this pass verified is at its final path (at once
+   * when none is waiting to land); rejects when its batch failed.
+   */
+  landed(digest: string): Promise<void> {
+    if (!this.#unsettled.has(digest)) return Promise.resolve();
+    let w = this.#unsettled.get(digest);
+    if (!w) {
+      this.#unsettled.set(digest, w = Promise.withResolvers<void>());
+      w.promise.catch(() => {}); // the waiter's
+    }
+    return w.promise;
+  }
+
+  /** Lands the verified blobs now rather than once their batch is full (a client waits for one). */
+  landSoon(): void {
+    if (this.#pending.length) this.#settleSoon();
+  }
+
+  /** Tells whoever waits for `digest` that it landed (no error) or never will. */
+  #tellLanded(digest: string, error?: unknown): void {
+    const w = this.#unsettled.get(digest);
+    this.#unsettled.delete(digest);
+    if (error === undefined) w?.resolve();
+    else w?.reject(error);
   }
 
   /**
@@ -234,10 +317,14 @@ export class RegistryStore {
   /**
    * Starts a pass over a source (ingest calls it, and {@link RegistryStore.finish}
    * at the end): blobs are then hashed off this thread, checked while the pass
-   * reads on, and made durable and renamed into place in batches.
+   * reads on, and made durable and renamed into place in batches. `eager`
+   * (a copy from peers, paced by the network): every verified blob lands with
+   * the next flush, started as soon as the one before ends, so the flushes
+   * overlap the copy and a kill loses only what the current flush holds.
    */
-  start(): void {
+  start(eager = false): void {
     this.#inPass = true;
+    this.#eager = eager;
   }
 
   /**
@@ -330,17 +417,21 @@ export class RegistryStore {
     const batch = this.#pending.splice(0);
     this.#pendingBytes = 0;
     if (batch.length === 0) return;
-    await syncFilesystem(this.tmpDir);
     // Synchronous calls: two metadata operations per blob, each cheaper than a round trip to the I/O threads.
     let i = 0;
     try {
+      await syncFilesystem(this.tmpDir);
       for (; i < batch.length; i++) {
         const final = this.blobPath(batch[i].digest);
         Deno.mkdirSync(dirname(final), { recursive: true });
         Deno.renameSync(batch[i].tmp, final);
+        this.#tellLanded(batch[i].digest);
       }
     } catch (e) {
-      for (const p of batch.slice(i)) await Deno.remove(p.tmp).catch(() => {});
+      for (const p of batch.slice(i)) {
+        await Deno.remove(p.tmp).catch(() => {});
+        this.#tellLanded(p.digest, wrapFsError(`write blobs into ${this.v2}`, e));
+      }
       throw e;
     }
   }
@@ -350,7 +441,11 @@ export class RegistryStore {
     if (this.#settling) return;
     this.#settling = this.#settle().catch((e) => {
       this.#settleFailed ??= { error: wrapFsError(`write blobs into ${this.v2}`, e) };
-    }).finally(() => (this.#settling = undefined));
+    }).finally(() => {
+      this.#settling = undefined;
+      // Blobs verified during that flush go with the next one at once.
+      if (this.#eager && this.#pending.length && !this.#settleFailed) this.#settleSoon();
+    });
   }
 
   /**
@@ -363,16 +458,21 @@ export class RegistryStore {
   async finish(completed: boolean): Promise<void> {
     try {
       await Promise.allSettled(this.#verifying);
-      await this.#settling;
+      // An eager pass starts the next flush as one ends: wait until none runs.
+      while (this.#settling) await this.#settling;
       if (this.#settleFailed) throw this.#settleFailed.error;
       const settled = this.#settle().catch((e) => Promise.reject(wrapFsError(`write blobs into ${this.v2}`, e)));
       if (completed) await settled;
       else await settled.catch(() => {}); // the pass's own error is the one to report
     } finally {
-      for (const p of this.#pending.splice(0)) await Deno.remove(p.tmp).catch(() => {});
+      for (const p of this.#pending.splice(0)) {
+        await Deno.remove(p.tmp).catch(() => {});
+        this.#tellLanded(p.digest, new EnvironmentError(`Cannot write blob ${p.digest} into ${this.v2}: the pass ended before it landed`));
+      }
       this.#pendingBytes = 0;
       this.#settleFailed = undefined;
       this.#inPass = false;
+      this.#eager = false;
       this.#hashing?.close();
       this.#hashing = undefined;
     }
