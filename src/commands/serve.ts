@@ -24,6 +24,7 @@ import { parsePeerUrl } from "../peer/peer.ts";
 import { DEFAULT_PEER_JOBS } from "../peer/replicate.ts";
 import { type ServePeersOptions, servingWithPeers } from "./serve_peers.ts";
 import { builtinTls, checkListenable, contentFromDataDir, contentInPlace, runBuiltin } from "./serve_builtin.ts";
+import { servePersisting } from "./serve_persist.ts";
 
 import { serve, type ServeOptions } from "./serve_external.ts";
 
@@ -40,6 +41,10 @@ export type ServeCliOptions =
     /** With --peer: what DIR lacks comes from these. */
     peers?: Omit<ServePeersOptions, "listTimeoutMs" | "listen">;
     binaryFile?: string;
+    /** With --source and --data-dir: copy the archive into DIR while serving it (also implied by --source with --peer). */
+    persist?: boolean;
+    /** With persist: copy in the background (false: --no-fill). */
+    fill?: boolean;
   };
 
 /** `isoload serve (--data-dir DIR | --source PATH…)`. */
@@ -48,7 +53,8 @@ export const serveCommand: Command<ServeCliOptions> = {
   usage: "isoload serve --data-dir DIR [--listen HOST:PORT] [--builtin | --registry-command PATH | --registry-image REF]\n" +
     "                     [--tls [--hostname NAME…] [--ip ADDR…] | --tls-dir DIR]\n" +
     "       isoload serve --source SOURCE… [--data-dir DIR] [--builtin] [--listen HOST:PORT] [--tls … | --tls-dir DIR]\n" +
-    "       isoload serve --data-dir DIR --peer https://HOST:PORT… [--no-fill] [--jobs N] [--ca FILE] [--certs-dir DIR] [--listen …]",
+    "       isoload serve --data-dir DIR --peer https://HOST:PORT… [--no-fill] [--jobs N] [--ca FILE] [--certs-dir DIR] [--listen …]\n" +
+    "       isoload serve --data-dir DIR --source SOURCE… (--peer https://HOST:PORT… | --persist) [--no-fill] [--listen …]",
   description: "Runs a read-only registry in the foreground. --builtin (the default when no registry is named) is isoload's own\n" +
     "server: the pull side of the OCI Distribution Specification, nothing else needed. --registry-command runs a\n" +
     "distribution registry binary over DIR; --registry-image runs the registry image under podman (when REF is not\n" +
@@ -63,6 +69,13 @@ export const serveCommand: Command<ServeCliOptions> = {
     "blob DIR lacks is copied from a peer on its first request (once, however many ask), verified before the last\n" +
     "byte reaches the client, and kept in DIR. Unless --no-fill, the rest is copied in the background (as load\n" +
     "https://PEER would) and DIR's records say complete once it is all there. The process holds DIR while serving.\n" +
+    "--source with --data-dir and --peer (or --persist) keeps the images on DIR's disk (a node whose ISO is still\n" +
+    "attached): a complete DIR is served alone, reading neither SOURCE nor the peers; otherwise SOURCE is served in\n" +
+    "place at once and copied into DIR in the background (as load --serve; not with --no-fill), each blob served from\n" +
+    "its verified copy once landed. If SOURCE cannot be read (the ISO was ejected), DIR is served with the peers behind\n" +
+    "it, as with --peer alone; if the background copy fails, serve exits non-zero so a restart serves from DIR and peers.\n" +
+    "A peer that is this very process (api-int resolving to this node) is found by the instance id its answers carry\n" +
+    "(Isoload-Instance) and skipped, with a warning.\n" +
     "\n" +
     "--source may be given several times for one source in several files (each may be a quoted glob).\n" +
     SOURCES_HELP + "\n" +
@@ -117,6 +130,10 @@ export const serveCommand: Command<ServeCliOptions> = {
       help: "With --data-dir: a peer isoload registry (https://HOST:PORT) to copy what DIR lacks from (repeatable).",
     },
     "no-fill": { type: "boolean", help: "With --peer: copy only what clients ask for, not the rest in the background." },
+    persist: {
+      type: "boolean",
+      help: "With --source and --data-dir: copy SOURCE into DIR in the background while serving it (implied by --peer).",
+    },
     jobs: { type: "string", arg: "N", help: "With --peer: blobs the background fill copies at once (default 4)." },
     ca: { type: "string", arg: "FILE", multiple: true, help: "With --peer: a CA the peers' certificates chain to (repeatable)." },
     "certs-dir": {
@@ -158,8 +175,12 @@ export const serveCommand: Command<ServeCliOptions> = {
       throw new UsageError("--tls needs --data-dir DIR (with --source too): its CA and certificate live there");
     }
     const peerUrls = list(v, "peer");
-    if (!peerUrls.length) refuse(v, ["no-fill", "jobs", "ca"], "goes with --peer");
-    if (peerUrls.length && source) throw new UsageError("--peer goes with --data-dir, not --source");
+    if (v.persist && !source) throw new UsageError("--persist goes with --source (a data directory alone is already on disk)");
+    const persist = source && (peerUrls.length > 0 || v.persist === true);
+    if (!peerUrls.length) refuse(v, persist ? ["jobs", "ca"] : ["no-fill", "jobs", "ca"], "goes with --peer");
+    if (persist && !dataDir) {
+      throw new UsageError(`--source with ${peerUrls.length ? "--peer" : "--persist"} needs --data-dir DIR: the images are kept there`);
+    }
     return {
       server: "builtin",
       sources: source ? sources : undefined,
@@ -178,6 +199,7 @@ export const serveCommand: Command<ServeCliOptions> = {
         }
         : {}),
       ...(v["binary-file"] ? { binaryFile: str(v, "binary-file") } : {}),
+      ...(persist ? { persist: true, fill: v["no-fill"] !== true } : {}),
     };
   },
   async run(o, log) {
@@ -188,6 +210,20 @@ export const serveCommand: Command<ServeCliOptions> = {
     // The TLS material is checked before the archive is read: a missing key fails in a moment, not after the index pass.
     const tls = await builtinTls(o.dataDir, o.serving.tls);
     checkListenable(o.serving.listen);
+    if (o.persist && o.sources) {
+      return await servePersisting(
+        {
+          sources: o.sources,
+          dataDir: o.dataDir!,
+          naming: o.naming,
+          peers: o.peers,
+          fill: o.fill !== false,
+          run: { listen: o.serving.listen, readyTimeoutMs: o.serving.readyTimeoutMs, accessLog: o.accessLog, binaryFile: o.binaryFile },
+        },
+        tls,
+        log,
+      );
+    }
     if (o.peers) {
       const peering = await servingWithPeers(
         o.dataDir!,

@@ -26,12 +26,18 @@ import { openSources } from "../archive/source.ts";
 import { ensureServerCert, readTlsDir, type TlsPaths, tlsPaths } from "../server/tls.ts";
 import { type Published, publishServing } from "../server/serving_state.ts";
 import { dataDirPaths } from "../store/paths.ts";
+import type { ServingOrigin } from "../server/serving_state.ts";
+import { type ImageBlobs, imageBlobs } from "../image/image_blobs.ts";
 
 /** What the built-in server is to serve, and what it was built from (for the ready line). */
 export interface BuiltinContent {
   content: ServedContent;
   images: LoadedImage[];
   from: string;
+  /** Where the images come from, each kind apart (DIR/isoload/serving.json, for status). */
+  origin?: ServingOrigin;
+  /** Every image's blobs, for status's count of what DIR holds. */
+  wants?: ImageBlobs;
 }
 
 /** DIR's tree, as its records and manifests describe it. */
@@ -48,6 +54,8 @@ export async function contentFromRecords(dataDir: string, records: Records): Pro
     content: { ...await servedContent(plan.links, manifests, treeBlobs(store)), images: records.images },
     images: records.images,
     from: dataDir,
+    origin: { dataDir },
+    wants: await imageBlobs(records.images, manifests, (d) => store.blobSize(d)),
   };
 }
 
@@ -89,6 +97,9 @@ export async function contentInPlace(sources: string[], naming: NamingOptions, l
       },
       images: plan.images,
       from: `${source} (in place)`,
+      // With DIR, a load copies the archive into it meanwhile (load --serve, serve --source --peer).
+      origin: { inPlace: [source], ...(dataDir ? { dataDir, filling: true } : {}) },
+      wants: await imageBlobs(plan.images, manifests, (d) => index.where.get(d)?.size),
     };
   } finally {
     src.close();
@@ -107,6 +118,8 @@ export interface BuiltinRunOptions {
   during?: () => Promise<unknown>;
   /** What serving goes on from when `during` fails (default: the archive in place). */
   duringFallback?: string;
+  /** Stop serving, with `during`'s error, when it fails (its source went away: let a restart pick another). */
+  stopIfDuringFails?: boolean;
   /** The data directory whose state file says what is served, while it is (none for `--source` alone). */
   dataDir?: string;
 }
@@ -154,9 +167,11 @@ export function checkListenable(listen: string): void {
 export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions, log: Logger): Promise<number> {
   const tls = opts.tls ? { cert: await Deno.readTextFile(opts.tls.cert), key: await Deno.readTextFile(opts.tls.key) } : undefined;
   const interrupts = watchInterrupts();
-  const stopped = new Promise<string>((r) =>
-    interrupts.signal.addEventListener("abort", () => r(String(interrupts.signal.reason)), { once: true })
-  );
+  let stopForFailure: (why: string) => void = () => {};
+  const stopped = new Promise<string>((r) => {
+    stopForFailure = r;
+    interrupts.signal.addEventListener("abort", () => r(String(interrupts.signal.reason)), { once: true });
+  });
   let server;
   try {
     server = startRegistryServer(built.content, opts.listen, {
@@ -184,6 +199,8 @@ export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions,
         url: `${base}/v2/`,
         tls: !!tls,
         from: built.from,
+        ...(built.origin ? { origin: built.origin } : {}),
+        ...(built.wants ? { wants: built.wants } : {}),
       });
     }
     const manifests = expectedManifests(built.images);
@@ -209,6 +226,11 @@ export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions,
       () => log.info("The background load finished: every blob is now served from its verified copy in the data directory"),
       (e) => {
         code = e instanceof IsoloadError ? e.exitCode : ExitCode.internal;
+        if (opts.stopIfDuringFails) {
+          log.warn(`the background load stopped (${describeError(e)}): stopping, so that a restart serves from what is left`);
+          stopForFailure("the background load's failure");
+          return;
+        }
         log.warn(`the background load stopped (${describeError(e)}); still serving ${opts.duringFallback ?? "from the archive in place"}`);
       },
     );

@@ -22,6 +22,7 @@ import { PeerFetcher } from "../peer/peer_fetcher.ts";
 import { copyManifests, listFromPeers, neededBlobs, type PeerList, planPeerImages } from "../peer/replicate.ts";
 import { loadLocked } from "./load_registry.ts";
 import { type BuiltinContent, contentFromRecords } from "./serve_builtin.ts";
+import { imageBlobs } from "../image/image_blobs.ts";
 
 /** Options of serving with peers. */
 export interface ServePeersOptions {
@@ -104,6 +105,8 @@ export async function servingWithPeers(dir: string, opts: ServePeersOptions, log
       content: { ...await servedContent(plan.links, manifests, peerBackedBlobs(store, fetcher, needed)), images: plan.images },
       images: plan.images,
       from: `${dataDir} and peers`,
+      origin: { dataDir, peers: peers.map((p) => p.name), filling: opts.fill },
+      wants: await imageBlobs(plan.images, manifests, (d) => sizes.get(d)),
     };
     const fill = () =>
       loadLocked(
@@ -121,7 +124,9 @@ export async function servingWithPeers(dir: string, opts: ServePeersOptions, log
         interrupts.signal,
         log,
       );
-    return { built, during: opts.fill ? fill : undefined, close };
+    // Once serving, a peer that is this very process (api-int resolving here) answers with its instance id: skipped
+    // before the fill asks it. (Without the fill, the first copy that asks it finds out.)
+    return { built, during: opts.fill ? () => fetcher.findSelf().then(fill) : undefined, close };
   } catch (e) {
     close();
     throw e;

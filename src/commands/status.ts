@@ -8,8 +8,9 @@ import { ExitCode, InputError } from "../util/errors.ts";
 import { type Command, printOut, required } from "./_command.ts";
 import { formatBytes } from "../util/log.ts";
 import { lockHolder } from "../store/lock.ts";
-import { readServing, type ServingState } from "../server/serving_state.ts";
-import { dataDirPaths } from "../store/paths.ts";
+import { readServing, type ServingOrigin, type ServingState } from "../server/serving_state.ts";
+import { blobFile, dataDirPaths } from "../store/paths.ts";
+import type { ImageBlobs } from "../image/image_blobs.ts";
 import { readRecords, type Records } from "../store/records.ts";
 import { readStorageRecords, type StorageRecords } from "../storage_mode/storage_records.ts";
 import { readCa } from "../server/tls.ts";
@@ -39,7 +40,11 @@ export interface StatusReport {
       started: string;
       running: boolean;
       answering: boolean;
+      /** Where the images come from: DIR, the ISO's archive in place, peers (absent for an external registry). */
+      origin?: ServingOrigin;
     };
+    /** How much of what the serve serves (or last served) is in DIR's tree now: blobs, bytes, whole images. */
+    local?: LocalShare;
   };
   /** Storage mode: what was copied into containers-storage. */
   storage?: {
@@ -49,6 +54,35 @@ export interface StatusReport {
   };
   /** A load (or verify) holding DIR right now, as its lock file says. */
   busy?: string;
+}
+
+/** What of the served images DIR holds. */
+export interface LocalShare {
+  blobs: number;
+  blobsTotal: number;
+  bytes: number;
+  bytesTotal: number;
+  /** Images every blob of which is in DIR. */
+  imagesComplete: number;
+  imagesTotal: number;
+}
+
+/** Counts, by the size of each blob's file in DIR's tree, how much of `wants` is local. */
+async function localShare(dataDir: string, wants: ImageBlobs): Promise<LocalShare> {
+  const here = new Set<string>();
+  const share: LocalShare = { blobs: 0, blobsTotal: 0, bytes: 0, bytesTotal: 0, imagesComplete: 0, imagesTotal: wants.images.length };
+  for (const [digest, size] of Object.entries(wants.sizes)) {
+    share.blobsTotal++;
+    share.bytesTotal += size;
+    const st = await Deno.stat(blobFile(dataDir, digest)).catch(() => undefined);
+    if (st?.isFile && st.size === size) {
+      here.add(digest);
+      share.blobs++;
+      share.bytes += size;
+    }
+  }
+  for (const img of wants.images) if (img.blobs.every((d) => here.has(d))) share.imagesComplete++;
+  return share;
 }
 
 async function readJson<T>(path: string): Promise<T | undefined> {
@@ -63,7 +97,16 @@ async function readJson<T>(path: string): Promise<T | undefined> {
 async function serving(dataDir: string): Promise<NonNullable<StatusReport["registry"]>["serving"]> {
   const s = await readServing(dataDirPaths(dataDir));
   if (!s) return undefined;
-  const about = { listen: s.listen, url: s.url, tls: s.tls, server: s.server, pid: s.pid, started: s.started, running: s.running };
+  const about = {
+    listen: s.listen,
+    url: s.url,
+    tls: s.tls,
+    server: s.server,
+    pid: s.pid,
+    started: s.started,
+    running: s.running,
+    ...(s.origin ? { origin: s.origin } : {}),
+  };
   // A stopped serve's port may be someone else's now: only a running one is asked.
   if (!s.running) return { ...about, answering: false };
   const ca = s.tls ? await readCa(dataDir) : undefined;
@@ -82,7 +125,10 @@ async function serving(dataDir: string): Promise<NonNullable<StatusReport["regis
 /** Gathers the report. */
 export async function status(dir: string): Promise<StatusReport> {
   const dataDir = resolve(dir);
-  const records = await readRecords(dataDir);
+  // A serve that fills DIR (from the ISO or peers) may not have written records yet: its state file is enough.
+  const served = await readServing(dataDirPaths(dataDir));
+  const records = await readRecords(dataDir) ??
+    (served ? { version: 1, complete: false, images: [], blobs: 0, bytes: 0, loads: [] } satisfies Records : undefined);
   const storage: StorageRecords | undefined = await readStorageRecords(dataDir);
   if (!records && !storage) throw new InputError(`Cannot show the status of ${dataDir}: it holds no isoload load`);
   const report: StatusReport = { dataDir };
@@ -97,6 +143,7 @@ export async function status(dir: string): Promise<StatusReport> {
       files: records.files ?? {},
       ...(v ? { lastVerify: { at: v.at, ok: v.ok, problems: v.problems.length } } : {}),
       serving: await serving(dataDir),
+      ...(served?.wants ? { local: await localShare(dataDir, served.wants) } : {}),
     };
   }
   if (storage) {
@@ -123,6 +170,23 @@ function describeServing(s: NonNullable<StatusReport["registry"]>["serving"]): s
   return `${s.answering ? "serving" : "not answering"} at ${s.url} (${how}, pid ${s.pid}, since ${s.started})`;
 }
 
+/** Where the images come from, in the order the serve looks. */
+function describeOrigin(o: ServingOrigin): string {
+  const from: string[] = [];
+  if (o.dataDir) from.push(`this node's disk (${o.dataDir})`);
+  if (o.inPlace?.length) from.push(`the archive in place (${o.inPlace.join(" ")}${o.filling ? ", being copied to the disk" : ""})`);
+  if (o.peers?.length) {
+    from.push(`peers ${o.peers.join(", ")}${o.filling ? " (copied to the disk as asked and in the background)" : " (as asked)"}`);
+  }
+  return from.join(", then ") || "-";
+}
+
+/** "12 of 40 blobs (1.2 MB of 3.4 MB), 3 of 8 images complete". */
+function describeLocal(l: LocalShare): string {
+  return `${l.blobs} of ${l.blobsTotal} blobs (${formatBytes(l.bytes)} of ${formatBytes(l.bytesTotal)}), ` +
+    `${l.imagesComplete} of ${l.imagesTotal} images complete`;
+}
+
 /** The report for people. */
 export function renderStatus(r: StatusReport): string {
   const lines = [`Data directory: ${r.dataDir}`];
@@ -130,9 +194,13 @@ export function renderStatus(r: StatusReport): string {
   if (r.registry) {
     const g = r.registry;
     lines.push(
-      `Registry tree:  ${g.complete ? "complete" : "UNFINISHED (run isoload load again)"}: ${g.images} images, ${g.blobs} blobs, ${
-        formatBytes(g.bytes)
-      }`,
+      `Registry tree:  ${
+        g.complete
+          ? "complete"
+          : g.serving?.running && g.serving.origin?.filling
+          ? "being filled by the running serve"
+          : "UNFINISHED (run isoload load again)"
+      }: ${g.images} images, ${g.blobs} blobs, ${formatBytes(g.bytes)}`,
       `Loaded from:    ${g.sources.join(", ") || "-"}`,
       `Verified:       each blob against its digest while loading; ${
         g.lastVerify
@@ -141,6 +209,8 @@ export function renderStatus(r: StatusReport): string {
       }`,
       `Registry:       ${describeServing(g.serving)}`,
     );
+    if (g.serving?.origin) lines.push(`Images from:    ${describeOrigin(g.serving.origin)}`);
+    if (g.local) lines.push(`On this disk:   ${describeLocal(g.local)}`);
     if (g.files?.mirror) lines.push(`Mirror address: ${g.files.mirror}`);
     if (g.files?.registriesConf) lines.push(`Wrote:          ${g.files.registriesConf}`);
     if (g.files?.ca) lines.push(`Wrote:          ${g.files.ca}`);
@@ -173,7 +243,9 @@ export const statusCommand: Command<StatusCliOptions> = {
     "the load finished, the last full verify, whether a load runs now, whether the registry answers and at which\n" +
     "address, and the registries.conf, CA and pinned-images files isoload wrote. Changes nothing.\n" +
     "What is served comes from DIR/isoload/serving.json, which every serve of DIR (built-in, external, load --serve)\n" +
-    "writes while it runs; serve --source without --data-dir writes none and is not seen here.",
+    "writes while it runs; serve --source without --data-dir writes none and is not seen here. For the built-in\n" +
+    "server it also says where the images come from (this node's disk, the ISO's archive in place, which peers) and\n" +
+    "how much of what is served is on the disk now: blobs and bytes in DIR against the total, and whole images.",
   options: {
     "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload loaded." },
     json: { type: "boolean", help: "Print one JSON document instead of text." },

@@ -3,9 +3,10 @@
  * boot, before isoload itself is on its disk: `isoload-boot binary` puts the
  * isoload binary in place (from the agent ISO when it is still attached, else
  * from a peer's registry), checked against the sha256 the MachineConfig was
- * generated with; `isoload-boot serve` picks where the images come from (the
- * attached ISO, in place; else the node's disk, filled from peers) and execs
- * `isoload serve`. Pure renderer: the same options give the same bytes.
+ * generated with; `isoload-boot serve` execs `isoload serve` on the node's
+ * disk, with the attached ISO (served in place and copied to the disk in the
+ * background) or else the peers (copied from as asked and in the background)
+ * behind it. Pure renderer: the same options give the same bytes.
  *
  * It uses only what RHCOS has: bash, coreutils (sha256sum, mktemp), curl,
  * util-linux (blkid, mount, mountpoint), iproute (ip), glibc's getent, awk.
@@ -63,8 +64,9 @@ export function renderBootScript(o: BootScriptOptions): string {
 # Written by isoload machine-configs: regenerate rather than edit.
 # isoload-boot binary: install the isoload binary at $binary, checked by sha256,
 #   from the agent ISO when attached, else from a peer's registry. Idempotent.
-# isoload-boot serve: serve the images at $listen: in place from the ISO when
-#   attached, else from $data_dir, fetching what it lacks from the peers.
+# isoload-boot serve: serve the images at $listen from $data_dir; what it lacks
+#   comes from the ISO in place when attached (and is copied into $data_dir in
+#   the background), else from the peers (and is kept there too).
 set -euo pipefail
 
 want=${o.binarySha256}
@@ -177,17 +179,18 @@ get_binary() {
 }
 
 serve() {
-  local tls=(--tls-dir "$tls_dir" --listen "$listen")
-  if mount_iso "$iso_archive"; then
-    say "serving in place from the ISO: $iso_mount/$iso_archive"
-    exec "$binary" serve --source "$iso_mount/$iso_archive" "\${tls[@]}"
-  fi
+  local args=(--data-dir "$data_dir" --tls-dir "$tls_dir" --listen "$listen") peer others
   mkdir -p "$data_dir"
-  local args=() peer others
   mapfile -t others < <(other_peers)
   for peer in "\${others[@]}"; do args+=(--peer "$peer"); done
+  if mount_iso "$iso_archive"; then
+    # isoload serves the ISO in place at once and keeps a copy in $data_dir, so the images outlive the ISO;
+    # a complete $data_dir is served alone.
+    say "ISO attached: serving $iso_mount/$iso_archive in place while keeping it in $data_dir"
+    exec "$binary" serve --source "$iso_mount/$iso_archive" --persist "\${args[@]}"
+  fi
   say "no ISO: serving from $data_dir, with what it lacks from \${others[*]:-no peer}"
-  exec "$binary" serve --data-dir "$data_dir" "\${args[@]}" "\${tls[@]}"
+  exec "$binary" serve "\${args[@]}"
 }
 
 case "\${1:-}" in

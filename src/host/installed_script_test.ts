@@ -29,9 +29,10 @@ Deno.test("renderBootScript() asks peers for the binary at its digest's blob pat
   assert.throws(() => renderBootScript({ ...options, binarySha256: "sha256:" + "c".repeat(64) }), TypeError);
 });
 
-Deno.test("renderBootScript() serves in place from the ISO, else from the data directory with every peer", () => {
+Deno.test("renderBootScript() serves the data directory, with the ISO in place (kept on disk) when attached, else every peer", () => {
   const s = renderBootScript({ ...options, peers: ["https://a:1", "https://b:2"] });
-  assert.match(s, /exec "\$binary" serve --source "\$iso_mount\/\$iso_archive"/);
-  assert.match(s, /exec "\$binary" serve --data-dir "\$data_dir" "\$\{args\[@\]\}"/);
+  assert.match(s, /local args=\(--data-dir "\$data_dir" --tls-dir "\$tls_dir" --listen "\$listen"\)/);
+  assert.match(s, /exec "\$binary" serve --source "\$iso_mount\/\$iso_archive" --persist "\$\{args\[@\]\}"/);
+  assert.match(s, /exec "\$binary" serve "\$\{args\[@\]\}"/);
   assert.match(s, /^peers=\('https:\/\/a:1' 'https:\/\/b:2'\)$/m);
 });

@@ -49,7 +49,7 @@ export function renderInstalledUnits(o: { script: string; before: string[] }): U
   const registry = [
     HEADER,
     "[Unit]",
-    "Description=isoload: read-only registry of the install images at 22625 (from the ISO in place, else this node's disk and peers)",
+    "Description=isoload: read-only registry of the install images at 22625 (this node's disk, filled from the ISO in place when attached, else from peers)",
     "Requires=isoload-binary.service",
     "After=isoload-binary.service network-online.target",
     "Wants=network-online.target",

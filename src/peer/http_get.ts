@@ -34,7 +34,13 @@ export class GetPool {
   #closed = false;
 
   /** `caCerts` (PEM) replace the default roots for https, as fetch's client does. */
-  constructor(readonly url: URL, readonly caCerts: string[] | undefined, readonly idleMs: number) {}
+  /** `headers` are sent with every request. */
+  constructor(
+    readonly url: URL,
+    readonly caCerts: string[] | undefined,
+    readonly idleMs: number,
+    readonly headers: Record<string, string> = {},
+  ) {}
 
   async #connect(): Promise<Deno.Conn> {
     const tls = this.url.protocol === "https:";
@@ -53,7 +59,8 @@ export class GetPool {
    */
   async get(path: string, accept?: string): Promise<GetResponse> {
     const request = new TextEncoder().encode(
-      `GET ${path} HTTP/1.1\r\nHost: ${this.url.host}\r\nUser-Agent: isoload\r\n${accept ? `Accept: ${accept}\r\n` : ""}\r\n`,
+      `GET ${path} HTTP/1.1\r\nHost: ${this.url.host}\r\nUser-Agent: isoload\r\n${accept ? `Accept: ${accept}\r\n` : ""}` +
+        `${Object.entries(this.headers).map(([k, v]) => `${k}: ${v}\r\n`).join("")}\r\n`,
     );
     for (;;) {
       const reused = this.#idle.pop();

@@ -14,6 +14,7 @@ import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from "../image/manifest.ts";
 import { describeError, EnvironmentError, UsageError } from "../util/errors.ts";
 import type { BlobBytes } from "../archive/ingest.ts";
 import { GetPool, type GetResponse } from "./http_get.ts";
+import { fromThisInstance, INSTANCE_HEADER, INSTANCE_ID } from "../server/instance.ts";
 
 /** The path of isoload's image-list extension: `_`-prefixed, so no repository name can collide with it (as `_catalog`). */
 export const PEER_IMAGES_PATH = "/v2/_isoload/images";
@@ -27,6 +28,13 @@ export interface PeerImageList {
 export class PeerError extends EnvironmentError {
   constructor(readonly peer: string, message: string, options?: ErrorOptions) {
     super(message, options);
+  }
+}
+
+/** The peer is this very process's own registry (its answer carries this process's instance id): never ask it. */
+export class PeerSelfError extends PeerError {
+  constructor(peer: string) {
+    super(peer, `Cannot use ${peer} as a peer: it is this isoload itself (it answered with this process's instance id)`);
   }
 }
 
@@ -100,7 +108,8 @@ export class Peer {
   private constructor(readonly url: URL, cas: string[]) {
     this.name = url.origin;
     this.#client = cas.length ? Deno.createHttpClient({ caCerts: cas }) : undefined;
-    this.#blobs = new GetPool(url, cas.length ? cas : undefined, PEER_IDLE_MS);
+    // Every request names this process, so that its own registry (a peer list naming this node) refuses it at once.
+    this.#blobs = new GetPool(url, cas.length ? cas : undefined, PEER_IDLE_MS, { [INSTANCE_HEADER]: INSTANCE_ID });
   }
 
   /** A peer with its own HTTP client, trusting the CAs `trust` names for it. */
@@ -140,13 +149,18 @@ export class Peer {
       res = await fetch(new URL(path, this.url), {
         client: this.#client,
         signal: ctl.signal,
-        headers: accept ? { Accept: accept } : {},
+        headers: { [INSTANCE_HEADER]: INSTANCE_ID, ...(accept ? { Accept: accept } : {}) },
       });
     } catch (e) {
       done();
       throw new PeerError(this.name, `Cannot get ${what} from ${this.name}: ${ctl.signal.aborted ? "no answer in time" : describe(e)}`, {
         cause: e,
       });
+    }
+    if (fromThisInstance(res.headers)) {
+      done();
+      await res.body?.cancel().catch(() => {});
+      throw new PeerSelfError(this.name);
     }
     if (res.status !== 200) {
       done();
@@ -159,6 +173,13 @@ export class Peer {
       timer = setTimeout(() => ctl.abort(), PEER_IDLE_MS);
     };
     return { res, done, touch, aborted: () => ctl.signal.aborted };
+  }
+
+  /** Asks the API root: resolves when the peer answers; PeerSelfError when the peer is this very process. */
+  async ping(): Promise<void> {
+    const got = await this.#get("/v2/", "the API root");
+    got.done();
+    await got.res.body?.cancel().catch(() => {});
   }
 
   /** The images the peer serves, with their source names. */
@@ -242,6 +263,10 @@ export class Peer {
       res = await this.#blobs.get(`/v2/${repository}/blobs/${digest}`);
     } catch (e) {
       throw fail(describe(e), e);
+    }
+    if (res.headers.get(INSTANCE_HEADER.toLowerCase()) === INSTANCE_ID) {
+      res.cancel();
+      throw new PeerSelfError(this.name);
     }
     if (res.status !== 200 || res.length !== size) {
       res.cancel();

@@ -11,7 +11,7 @@ import { CorruptBlobError, type RegistryStore } from "../store/storage_tree.ts";
 import { EnvironmentError, InputError } from "../util/errors.ts";
 import { checkInterrupt } from "../util/interrupt.ts";
 import type { BlobBytes } from "../archive/ingest.ts";
-import { type Peer, PeerError } from "./peer.ts";
+import { type Peer, PeerError, PeerSelfError } from "./peer.ts";
 
 /** What is being copied, for messages: the blob and the image that needs it. */
 export interface CopyWhat {
@@ -71,13 +71,29 @@ export class PeerFetcher {
     return this.#inflight.get(digest);
   }
 
+  #self = new Set<Peer>();
+
+  /**
+   * Asks each peer once (once this process serves): one that is this very process is told apart (a warning) and
+   * tried last from then on. Unreachable peers are left to the copies to find out.
+   */
+  async findSelf(): Promise<void> {
+    await Promise.all(this.peers.map((p) => p.ping().catch((e) => e instanceof PeerSelfError && this.#isSelf(p))));
+  }
+
+  /** Says once that `peer` is this process itself; it stays tried last (with the down ones), as the name may move on. */
+  #isSelf(peer: Peer): void {
+    if (!this.#self.has(peer)) this.opts.warn?.(`skipping peer ${peer.name}: it is this isoload itself (its address names this node)`);
+    this.#self.add(peer);
+  }
+
   /** Peers in the order to try for one copy: spread over the peers, those that failed lately last. */
   #order(): Peer[] {
     const n = this.peers.length;
     const start = this.#next++ % n;
     const rotated = [...this.peers.slice(start), ...this.peers.slice(0, start)];
     const now = Date.now();
-    const down = (p: Peer) => (this.#down.get(p) ?? 0) > now;
+    const down = (p: Peer) => this.#self.has(p) || (this.#down.get(p) ?? 0) > now;
     return [...rotated.filter((p) => !down(p)), ...rotated.filter(down)];
   }
 
@@ -183,6 +199,7 @@ export class PeerFetcher {
           this.#down.delete(peer);
           return;
         } catch (e) {
+          if (e instanceof PeerSelfError) this.#isSelf(peer);
           if (e instanceof PeerError) {
             failures.set(peer.name, e.message);
             if (!/HTTP \d+$/.test(e.message)) this.#down.set(peer, Date.now() + DOWN_MS);

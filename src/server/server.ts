@@ -12,6 +12,7 @@ import { manifestsHandler } from "./manifests.ts";
 import { referrersList } from "./referrers.ts";
 import { catalogList, tagsList } from "./tags.ts";
 import { PEER_IMAGES_PATH } from "../peer/peer.ts";
+import { fromThisInstance, INSTANCE_HEADER, INSTANCE_ID } from "./instance.ts";
 
 // distribution/reference's path component grammar: no "..", no "." segment, no empty parts, no encoded anything.
 const NAME_RE = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$/;
@@ -72,10 +73,20 @@ export function registryHandler(
     const t0 = performance.now();
     let res: Response;
     try {
+      // A peer request from this very process (its peer list names its own address): refused at once, before any
+      // blob is looked up, so the asker skips itself instead of waiting on the copy it is making.
+      if (fromThisInstance(req.headers)) {
+        throw new RegistryError(508, "LOOP_DETECTED", "this request comes from this isoload itself: it is not its own peer");
+      }
       res = await route(req, target);
     } catch (e) {
       const err = e instanceof RegistryError ? e : new RegistryError(500, "UNKNOWN", `cannot serve: ${(e as Error).message}`);
       res = errorResponse(err, req.method === "HEAD");
+    }
+    try {
+      res.headers.set(INSTANCE_HEADER, INSTANCE_ID);
+    } catch {
+      // Immutable headers (none of ours today): the request check above is what matters.
     }
     if (log) {
       log(

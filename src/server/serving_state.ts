@@ -10,6 +10,19 @@
 import { atomicWrite, readTextIfExists } from "../util/atomic_write.ts";
 import type { DataDirPaths } from "../store/paths.ts";
 import { tryLock } from "../store/lock.ts";
+import type { ImageBlobs } from "../image/image_blobs.ts";
+
+/** Where a serve's images come from, in the order it looks: DIR's tree, an archive in place, peers. */
+export interface ServingOrigin {
+  /** The data directory whose verified blobs are served first (and kept: a fill or a load writes there). */
+  dataDir?: string;
+  /** The archive (its parts) served in place, for what DIR lacks. */
+  inPlace?: string[];
+  /** Peer registries what DIR lacks is copied from. */
+  peers?: string[];
+  /** Whether what DIR lacks is being copied into it in the background (load --serve, serve --peer's fill). */
+  filling?: boolean;
+}
 
 /** The state file. */
 export interface ServingState {
@@ -22,6 +35,10 @@ export interface ServingState {
   tls: boolean;
   /** What it serves from: DIR, or an archive in place. */
   from: string;
+  /** The same, each kind apart (absent in files older serves wrote). */
+  origin?: ServingOrigin;
+  /** Every image served and the blobs it needs, so status can say how much DIR holds. */
+  wants?: ImageBlobs;
   /** The serving isoload process, and when it started serving. */
   pid: number;
   /** The process's start time in clock ticks since boot (/proc/PID/stat field 22), so a reused pid is not taken for it. */

@@ -1,0 +1,147 @@
+/**
+ * A control-plane node that still has its ISO (`serve --data-dir DIR --source
+ * ARCHIVE --persist | --peer URL…`): it serves the archive in place at once,
+ * copies it into DIR meanwhile, and once the archive is gone serves DIR alone;
+ * an archive that cannot be read hands over to the peers; a peer list naming
+ * the node itself is skipped. And `status` says where the images come from and
+ * how much is local. Real isoload processes on 127.0.0.1, skopeo pulling.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { pullAll } from "./_containers.ts";
+import { sampleFixture, withTempDir } from "./_fixtures.ts";
+import type { Fixture } from "../tools/payload.ts";
+import { freePort, isoload, serve } from "./_process.ts";
+
+async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Pulls every image with skopeo from 127.0.0.1:PORT into a fresh directory under `work`. */
+async function pullEverything(fixture: Fixture, work: string, port: number): Promise<void> {
+  await Deno.mkdir(work, { recursive: true });
+  await pullAll(undefined, fixture, work, port);
+}
+
+/** `isoload status --json`'s registry part. */
+async function statusOf(dataDir: string) {
+  const r = await isoload(["status", "--data-dir", dataDir, "--json"]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout).registry;
+}
+
+Deno.test("serve --source --persist: serves the ISO in place, keeps it on disk, then serves the disk once the ISO is gone; status says so", async () => {
+  const { fixture, tar } = await sampleFixture();
+  await withTempDir("persist", async (dir) => {
+    const iso = join(dir, "iso");
+    await Deno.mkdir(iso);
+    const archive = join(iso, "images.tar");
+    await Deno.copyFile(tar, archive);
+    const data = join(dir, "var-lib-isoload");
+    const port = freePort();
+    const first = await serve(["--data-dir", data, "--source", archive, "--persist", "--listen", `127.0.0.1:${port}`]);
+    try {
+      await pullEverything(fixture, join(dir, "pulls-iso"), port);
+      await until("the background copy", async () => (await statusOf(data)).complete === true);
+      const st = await statusOf(data);
+      assert.deepEqual(st.serving.origin, { inPlace: [archive], dataDir: data, filling: true });
+      assert.equal(st.serving.running, true);
+      assert.equal(st.local.imagesComplete, fixture.images.length);
+      assert.equal(st.local.imagesTotal, fixture.images.length);
+      assert.equal(st.local.blobs, st.local.blobsTotal);
+      assert.equal(st.local.bytes, st.local.bytesTotal);
+      const text = await isoload(["status", "--data-dir", data]);
+      assert.match(text.stdout, /^Images from: +this node's disk \(.*\), then the archive in place \(.*images\.tar, being copied/m);
+      assert.match(
+        text.stdout,
+        new RegExp(`^On this disk: +(\\d+) of \\1 blobs .*, ${fixture.images.length} of ${fixture.images.length} images complete$`, "m"),
+      );
+    } finally {
+      assert.equal(await first.stop(), 0, first.stderr());
+    }
+    assert.equal((await isoload(["verify", "--data-dir", data])).code, 0);
+
+    // The ISO is ejected: the same command serves the complete disk and never reads the archive.
+    await Deno.remove(archive);
+    const second = await serve(["--data-dir", data, "--source", archive, "--persist", "--listen", `127.0.0.1:${port}`]);
+    try {
+      assert.match(second.stderr(), /is complete: serving it; neither .* nor the peers are read/);
+      await pullEverything(fixture, join(dir, "pulls-disk"), port);
+      const st = await statusOf(data);
+      assert.deepEqual(st.serving.origin, { dataDir: data });
+      assert.equal(st.local.imagesComplete, fixture.images.length);
+    } finally {
+      assert.equal(await second.stop(), 0, second.stderr());
+    }
+  });
+});
+
+Deno.test("serve --source --peer: an ISO that cannot be read hands over to the peers; a peer that is this very process is skipped", async () => {
+  const { fixture, tar } = await sampleFixture();
+  await withTempDir("persist-peers", async (dir) => {
+    const peer = await serve(["--source", tar, "--listen", `127.0.0.1:${freePort()}`]);
+    const data = join(dir, "data");
+    const port = freePort();
+    // The node's own address first: api-int resolving to this node. Its own registry answers 508 with its instance id.
+    const node = await serve([
+      "--data-dir",
+      data,
+      "--source",
+      join(dir, "no-iso", "mirror_*.tar"),
+      "--peer",
+      `http://127.0.0.1:${port}`,
+      "--peer",
+      `http://127.0.0.1:${peer.port}`,
+      "--listen",
+      `127.0.0.1:${port}`,
+    ]);
+    try {
+      assert.match(node.stderr(), /cannot serve .*no-iso.* in place .*: serving .* with the peers behind it instead/);
+      await pullEverything(fixture, join(dir, "pulls"), port);
+      await until("the background fill", async () => (await statusOf(data)).complete === true);
+      assert.match(node.stderr(), /skipping peer http:\/\/127\.0\.0\.1:\d+: it is this isoload itself/);
+      const st = await statusOf(data);
+      assert.deepEqual(st.serving.origin, {
+        dataDir: data,
+        peers: [`http://127.0.0.1:${port}`, `http://127.0.0.1:${peer.port}`],
+        filling: true,
+      });
+      assert.equal(st.local.imagesComplete, fixture.images.length);
+      const text = await isoload(["status", "--data-dir", data]);
+      assert.match(
+        text.stdout,
+        /^Images from: +this node's disk \(.*\), then peers http:\/\/127\.0\.0\.1:\d+, http:\/\/127\.0\.0\.1:\d+ \(copied/m,
+      );
+      // A request carrying the node's own instance id is refused at once; its answers name the instance.
+      const r = await fetch(`http://127.0.0.1:${port}/v2/`);
+      await r.body?.cancel();
+      assert.match(r.headers.get("Isoload-Instance") ?? "", /^[0-9a-f-]{36}$/);
+      const loop = await fetch(`http://127.0.0.1:${port}/v2/`, { headers: { "Isoload-Instance": r.headers.get("Isoload-Instance")! } });
+      await loop.body?.cancel();
+      assert.equal(loop.status, 508);
+    } finally {
+      assert.equal(await node.stop(), 0, node.stderr());
+      await peer.stop();
+    }
+    assert.equal((await isoload(["verify", "--data-dir", data])).code, 0);
+  });
+});
+
+Deno.test("serve --persist: usage rules", async () => {
+  for (
+    const [args, re] of [
+      [["--persist", "--data-dir", "/tmp/x"], /--persist goes with --source/],
+      [["--source", "/tmp/a.tar", "--persist"], /--source with --persist needs --data-dir/],
+      [["--source", "/tmp/a.tar", "--peer", "https://a:1"], /--source with --peer needs --data-dir/],
+      [["--source", "/tmp/a.tar", "--data-dir", "/tmp/x", "--no-fill"], /--no-fill goes with --peer/],
+    ] as const
+  ) {
+    const r = await isoload(["serve", ...args]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, re);
+  }
+});
