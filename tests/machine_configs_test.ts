@@ -375,7 +375,7 @@ Deno.test("machine-configs: with no ISO the boot script gets the binary from a p
   });
 });
 
-Deno.test("machine-configs: the boot script serves in place from the ISO when attached, else DIR with every peer but this node", async () => {
+Deno.test("machine-configs: the boot script serves DIR with the ISO in place behind it (kept on disk) when attached, else with every peer but this node", async () => {
   await withTempDir("mc-serve", async (dir) => {
     const g = await generate(dir);
     // A stand-in for isoload that prints how it was called.
@@ -394,7 +394,13 @@ Deno.test("machine-configs: the boot script serves in place from the ISO when at
     const script = await bootScript(g, dir, settings);
     const fromIso = await bash([script, "serve"]);
     assert.equal(fromIso.code, 0, fromIso.err);
-    assert.match(fromIso.err, new RegExp(`^serve\n--source\n${iso}/images/mirror_\\*\\.tar\n--tls-dir\n`, "m"));
+    assert.match(
+      fromIso.err,
+      new RegExp(
+        `^serve\n--source\n${iso}/images/mirror_\\*\\.tar\n--persist\n--data-dir\n${join(dir, "var-lib-isoload")}\n--tls-dir\n`,
+        "m",
+      ),
+    );
 
     // No ISO, in a namespace whose own global address is the first peer's.
     await Deno.remove(join(iso, "images/mirror_000001.tar"));
@@ -408,7 +414,8 @@ Deno.test("machine-configs: the boot script serves in place from the ISO when at
       assert.equal(fromPeers.code, 0, fromPeers.err);
       assert.match(fromPeers.err, /skipping https:\/\/10\.251\.7\.1:22625: it is this node/);
       const args = fromPeers.err.split("\n").filter((l) => !l.startsWith("isoload-boot:"));
-      assert.deepEqual(args.slice(0, 5), ["serve", "--data-dir", join(dir, "var-lib-isoload"), "--peer", "https://10.251.7.2:22625"]);
+      assert.deepEqual(args.slice(0, 3), ["serve", "--data-dir", join(dir, "var-lib-isoload")]);
+      assert.deepEqual(args.slice(args.indexOf("--peer"), args.indexOf("--peer") + 2), ["--peer", "https://10.251.7.2:22625"]);
       assert.ok(!args.includes("https://10.251.7.1:22625"), args.join(" "));
     } finally {
       await net.remove();
