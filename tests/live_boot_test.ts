@@ -15,154 +15,24 @@
  * second host cannot); and no host's /var took more than 1 MB.
  */
 import assert from "node:assert/strict";
-import { dirname, join } from "node:path";
-import { fileDigest, withTempDir } from "./_fixtures.ts";
-import { isoload, ROOT } from "./_process.ts";
+import { join } from "node:path";
+import { withTempDir } from "./_fixtures.ts";
+import { isoload } from "./_process.ts";
 import { planRelease, writeRelease } from "../tools/release_payload.ts";
 import { makeNetMesh } from "./_netns.ts";
-import { parseUnit, splitExec, unitEnvironment, unitValues } from "./_systemd.ts";
 import { upstream } from "./_upstream.ts";
-
-interface Ignition {
-  storage: { files: { path: string; mode: number; contents: { source: string } }[] };
-  systemd: { units: { name: string; enabled: boolean; contents: string }[] };
-}
-
-/** A booted host: the process holding its namespaces, and the services it runs. */
-interface Host {
-  name: string;
-  ip: string;
-  pid: number;
-  holder: Deno.ChildProcess;
-  services: Map<string, { child: Deno.ChildProcess; log: () => string }>;
-}
-
-const dec = new TextDecoder();
-
-/** Runs a command inside a host's namespaces (mount and network). */
-async function inHost(h: Host, cmd: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const r = await new Deno.Command("nsenter", {
-    args: ["-t", String(h.pid), "-m", "-n", "--", cmd, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(120_000),
-  }).output();
-  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
-}
-
-/** Starts a host's namespaces: network from the mesh, a private mount namespace with /etc, /var and /run of its own. */
-async function startHost(name: string, ns: string, ip: string, iso: string, work: string): Promise<Host> {
-  const ovl = join(work, "etc-overlay");
-  await Deno.mkdir(ovl, { recursive: true });
-  const setup = [
-    "set -e",
-    `mount -t tmpfs -o size=16m tmpfs ${ovl}`,
-    `mkdir ${ovl}/u ${ovl}/w`,
-    `mount -t overlay overlay -o lowerdir=/etc,upperdir=${ovl}/u,workdir=${ovl}/w /etc`,
-    "mount -t tmpfs -o size=64m,mode=0755 tmpfs /var",
-    "mount -t tmpfs -o mode=0755 tmpfs /run",
-    "mkdir -p /run/media/iso",
-    `mount --bind ${iso} /run/media/iso`,
-    "mount -o remount,bind,ro /run/media/iso",
-    "echo ready",
-    "exec sleep infinity",
-  ].join("\n");
-  const holder = new Deno.Command("ip", {
-    args: ["netns", "exec", ns, "unshare", "-m", "--propagation", "private", "sh", "-c", setup],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = holder.stdout.getReader();
-  const first = await Promise.race([reader.read(), new Promise<undefined>((r) => setTimeout(() => r(undefined), 10_000))]);
-  if (!first || !dec.decode(first.value).includes("ready")) {
-    holder.kill("SIGKILL");
-    throw new Error(`host ${name} did not start: ${dec.decode((await holder.output()).stderr)}`);
-  }
-  reader.releaseLock();
-  return { name, ip, pid: holder.pid, holder, services: new Map() };
-}
-
-/** Writes the Ignition config's files into the host, as Ignition does in the initramfs. */
-async function applyIgnitionFiles(h: Host, ign: Ignition): Promise<void> {
-  for (const f of ign.storage.files) {
-    const path = `/proc/${h.pid}/root${f.path}`;
-    await Deno.mkdir(dirname(path), { recursive: true });
-    await Deno.writeTextFile(path, decodeURIComponent(f.contents.source.replace(/^data:,/, "")));
-    await Deno.chmod(path, f.mode);
-  }
-}
-
-/** Runs a unit's ExecStartPre=/ExecStart= lines in the host as systemd would; a Type=notify service runs on, and READY=1 is awaited. */
-async function startUnit(h: Host, name: string, text: string, work: string): Promise<void> {
-  const unit = parseUnit(text);
-  const env = {
-    PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    HOME: "/root",
-    ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
-    ...unitEnvironment(unit),
-  };
-  for (const cond of unitValues(unit, "Unit", "ConditionPathExists")) {
-    const exists = await Deno.stat(`/proc/${h.pid}/root${cond.replace(/^!/, "")}`).then(() => true, () => false);
-    assert.equal(exists, !cond.startsWith("!"), `${h.name} ${name}: ConditionPathExists=${cond} holds`);
-  }
-  const type = unitValues(unit, "Service", "Type")[0] ?? "simple";
-  const lines = [...unitValues(unit, "Service", "ExecStartPre"), ...unitValues(unit, "Service", "ExecStart")];
-  const last = unitValues(unit, "Service", "ExecStart").length;
-  for (const [i, line] of lines.entries()) {
-    const [cmd, ...args] = splitExec(line.replace(/^[-@+!]+/, ""), env);
-    const isMain = type === "notify" && i === lines.length - last;
-    if (!isMain) {
-      const r = await new Deno.Command("nsenter", {
-        args: ["-t", String(h.pid), "-m", "-n", "--", cmd, ...args],
-        env,
-        clearEnv: true,
-        cwd: "/",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.equal(r.code, 0, `${h.name} ${name}: ${line}: ${dec.decode(r.stderr)}`);
-      continue;
-    }
-    const socketPath = join(work, `notify-${name}.sock`);
-    const sock = Deno.listenDatagram({ transport: "unixpacket", path: socketPath });
-    const child = new Deno.Command("nsenter", {
-      args: ["-t", String(h.pid), "-m", "-n", "--", cmd, ...args],
-      env: { ...env, NOTIFY_SOCKET: socketPath },
-      clearEnv: true,
-      cwd: "/",
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let log = "";
-    (async () => {
-      for await (const c of child.stderr) log += dec.decode(c);
-    })();
-    child.stdout.cancel();
-    h.services.set(name, { child, log: () => log });
-    try {
-      const ready = (async () => {
-        for (;;) {
-          const [msg] = await sock.receive();
-          if (dec.decode(msg).split("\n").includes("READY=1")) return true;
-        }
-      })();
-      const died = child.status.then(() => false);
-      const timeout = new Promise<false>((r) => setTimeout(() => r(false), 60_000));
-      assert.ok(await Promise.race([ready, died, timeout]), `${h.name} ${name} told READY=1: ${log}`);
-    } finally {
-      sock.close();
-    }
-  }
-}
-
-/** Pulls `ref` with a skopeo inside the host, through the host's own /etc/containers; returns the manifest's digest. */
-async function pull(h: Host, skopeo: string, ref: string, dest: string): Promise<string> {
-  const r = await inHost(h, skopeo, ["copy", "--quiet", `docker://${ref}`, `dir:${dest}`]);
-  assert.equal(r.code, 0, `${h.name}: ${skopeo} copy ${ref}: ${r.err}`);
-  return await fileDigest(join(dest, "manifest.json"));
-}
+import {
+  applyIgnitionFiles,
+  type Host,
+  type Ignition,
+  inHost,
+  isoloadWrapper,
+  pull,
+  startHost,
+  startUnit,
+  stopHost,
+  unitText,
+} from "./_hosts.ts";
 
 Deno.test("live boot: three hosts serve their own ISO in place over TLS, pull every image, and fail over to host0", async () => {
   const skopeos = ["skopeo", upstream("bin/skopeo-1.20", "pulls with skopeo 1.20 in the live-boot test")].filter((s): s is string => !!s);
@@ -189,12 +59,7 @@ Deno.test("live boot: three hosts serve their own ISO in place over TLS, pull ev
       assert.equal(inspected.code, 0, inspected.stderr);
       await Deno.writeTextFile(list, inspected.stdout);
       const bin = join(dir, "bin", "isoload");
-      await Deno.mkdir(dirname(bin));
-      await Deno.writeTextFile(
-        bin,
-        `#!/bin/sh\nexec ${Deno.execPath()} run --allow-all --unstable-net --quiet ${join(ROOT, "main.ts")} "$@"\n`,
-      );
-      await Deno.chmod(bin, 0o755);
+      await isoloadWrapper(bin);
       const units = await isoload([
         "units",
         "--mirror",
@@ -217,12 +82,10 @@ Deno.test("live boot: three hosts serve their own ISO in place over TLS, pull ev
       for (const m of mesh.hosts) {
         const work = join(dir, "hosts", m.name);
         await Deno.mkdir(work, { recursive: true });
-        const h = await startHost(m.name, m.ns, m.ip, iso, work);
+        const h = await startHost(m.name, m.ns, m.ip, work, { iso });
         hosts.push(h);
         await applyIgnitionFiles(h, ign);
-        for (const u of ["isoload-registries-conf.service", "isoload-registry.service"]) {
-          await startUnit(h, u, ign.systemd.units.find((x) => x.name === u)!.contents, work);
-        }
+        for (const u of ["isoload-registries-conf.service", "isoload-registry.service"]) await startUnit(h, u, unitText(ign, u), work);
         const conf = await Deno.readTextFile(`/proc/${h.pid}/root/etc/containers/registries.conf.d/99-isoload.conf`);
         assert.doesNotMatch(conf, /insecure/, `${m.name}: TLS, nothing insecure`);
         assert.match(
@@ -277,17 +140,7 @@ Deno.test("live boot: three hosts serve their own ISO in place over TLS, pull ev
       }
     });
   } finally {
-    for (const h of hosts) {
-      for (const s of h.services.values()) {
-        try {
-          s.child.kill("SIGKILL");
-        } catch { /* already gone */ }
-        await s.child.status;
-      }
-      h.holder.kill("SIGKILL");
-      await h.holder.status;
-      await h.holder.stderr.cancel().catch(() => {});
-    }
+    for (const h of hosts) await stopHost(h);
     await mesh.remove();
   }
 });

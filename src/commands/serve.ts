@@ -68,7 +68,7 @@ export const serveCommand: Command<ServeCliOptions> = {
     "into DIR at start, and a\n" +
     "blob DIR lacks is copied from a peer on its first request (once, however many ask), verified before the last\n" +
     "byte reaches the client, and kept in DIR. Unless --no-fill, the rest is copied in the background (as load\n" +
-    "https://PEER would) and DIR's records say complete once it is all there. The process holds DIR while serving.\n" +
+    "https://PEER would) and DIR's records say complete once it is all there. The process holds DIR until it is complete.\n" +
     "--source with --data-dir and --peer (or --persist) keeps the images on DIR's disk (a node whose ISO is still\n" +
     "attached): a complete DIR is served alone, reading neither SOURCE nor the peers; otherwise SOURCE is served in\n" +
     "place at once and copied into DIR in the background (as load --serve; not with --no-fill), each blob served from\n" +

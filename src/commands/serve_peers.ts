@@ -5,8 +5,8 @@
  * are small), and a blob DIR lacks is copied from a peer on its first request,
  * the response following the copy as it lands. With fill (the default) the
  * rest is copied in the background, as `load https://PEER` would, and DIR's
- * records say complete at the end. DIR is held (its lock) while serving:
- * this process is its only writer.
+ * records say complete at the end. DIR is held (its lock) until it is
+ * complete: this process is its only writer, and then nothing writes.
  */
 import { resolve } from "node:path";
 import { readRecords, type Records, writeRecords } from "../store/records.ts";
@@ -78,8 +78,11 @@ export async function servingWithPeers(dir: string, opts: ServePeersOptions, log
     const previous = await readRecords(dataDir);
     if (previous?.complete) {
       // Nothing to copy: serve DIR from its first second, whether or not the peers are up (a node rebooting while they are not).
+      // Nothing will be written either: DIR is let go, as a plain serve of it does (verify may run meanwhile).
       log.info(`${dataDir} is complete: serving it; the peers are not needed`);
-      return { built: await contentFromRecords(dataDir, previous), close };
+      const built = await contentFromRecords(dataDir, previous);
+      lock.release();
+      return { built, close };
     }
     const list = await listWithin(peers, opts.listTimeoutMs, log);
 
@@ -126,7 +129,9 @@ export async function servingWithPeers(dir: string, opts: ServePeersOptions, log
       );
     // Once serving, a peer that is this very process (api-int resolving here) answers with its instance id: skipped
     // before the fill asks it. (Without the fill, the first copy that asks it finds out.)
-    return { built, during: opts.fill ? () => fetcher.findSelf().then(fill) : undefined, close };
+    // Once the fill has made DIR complete, every blob is served from the tree and nothing more is written: DIR is let go.
+    const during = opts.fill ? () => fetcher.findSelf().then(fill).then(() => lock.release()) : undefined;
+    return { built, during, close };
   } catch (e) {
     close();
     throw e;
