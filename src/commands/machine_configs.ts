@@ -129,8 +129,9 @@ export const machineConfigsCommand: Command<MachineConfigsOptions> = {
     "      CA, server certificate and key (0600) in /etc/isoload/tls, and two units ordered before\n" +
     "      machine-config-daemon-pull/-firstboot, crio and kubelet: isoload-binary.service puts isoload on the disk (from\n" +
     "      the ISO, found by its volume label and mounted read-only, else from a peer's registry; checked against the\n" +
-    "      binary's sha256 written here) and isoload-registry.service serves the images at 22625 (in place from the ISO\n" +
-    "      when attached, else from /var/lib/isoload, fetching what it lacks from api-int and the peers)\n" +
+    "      binary's sha256 written here) and isoload-registry.service serves the images at 22625 from /var/lib/isoload,\n" +
+    "      with what it lacks from the ISO in place when attached (copied to the disk in the background, so the images\n" +
+    "      outlive the ISO), else from api-int and the peers (copied as asked and in the background)\n" +
     "  99_openshift-machineconfig_99-worker-isoload.yaml  workers: trust of the CA (system anchors and certs.d for api-int)\n" +
     "  99_isoload-image-digest-mirror-set.yaml, 99_isoload-image-tag-mirror-set.yaml  every source repository of the\n" +
     "      images mirrored to localhost:22625 first, then api-int.<cluster>.<domain>:22625\n" +
