@@ -54,7 +54,7 @@ export async function ramFsOf(path: string): Promise<string | undefined> {
   }
 }
 
-async function memAvailable(): Promise<number | undefined> {
+function memAvailable(): number | undefined {
   // Test-only seam: tests cannot fill half of a real machine's memory.
   const fake = Deno.env.get("ISOLOAD_TEST_MEMAVAILABLE");
   if (fake) return Number(fake);
@@ -75,7 +75,7 @@ async function memAvailable(): Promise<number | undefined> {
 export async function checkRamTarget(action: string, dir: string, sourceBytes: number, blobsDir: string, allow: boolean): Promise<void> {
   const ramFs = await ramFsOf(dir);
   if (!ramFs || allow) return;
-  const available = await memAvailable();
+  const available = memAvailable();
   if (!ramTargetRefusal({ ramFs, need: sourceBytes, memAvailable: available, allow })) return;
   const need = Math.max(0, sourceBytes - await bytesUnder(blobsDir));
   const why = ramTargetRefusal({ ramFs, need, memAvailable: available, allow });
