@@ -42,9 +42,17 @@ export class Bench {
   }
 }
 
-/** The arguments to `deno` that run isoload from this checkout with `rest`, as every benchmark runs it. */
+/**
+ * The arguments to `deno` that run isoload from this checkout with `rest`, as every benchmark runs it: with the V8 flag the
+ * compiled binary carries (deno.json's compile task), so memory is measured as shipped.
+ */
 export function isoloadArgs(...rest: string[]): string[] {
-  return ["run", "--allow-all", "--unstable-net", new URL("../main.ts", import.meta.url).pathname, ...rest];
+  return isoloadArgsFrom(new URL("../main.ts", import.meta.url).pathname, ...rest);
+}
+
+/** The same for the checkout whose entry point is `main` (an older build to compare with). */
+export function isoloadArgsFrom(main: string, ...rest: string[]): string[] {
+  return ["run", "--allow-all", "--unstable-net", "--v8-flags=--expose-gc", main, ...rest];
 }
 
 /** "62 MB". */

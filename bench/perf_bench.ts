@@ -5,19 +5,23 @@
  * - `load` to disk against `cp` + `sync -f` (the floor) and `tar -x` + `sync -f`;
  * - `load` to tmpfs against `cp` and `tar -x`;
  * - `verify` against one single-core `openssl dgst -sha256` pass over the same blob files;
- * - `serve --source` (in place) against `serve --data-dir` (the floor): time to ready, RSS at ready and after every
- *   manifest and blob of every image was fetched (4 clients).
+ * - `serve --source` (in place) against `serve --data-dir` (the floor): time to ready (under `chrt`, median of `--runs`),
+ *   then in one more start, not real-time, RSS at ready, after 4 clients fetched every manifest and blob of every
+ *   image twice, and at its peak (VmHWM), with the bytes/s the clients received. `--compare CHECKOUT` adds the in-place
+ *   server of another checkout (its main.ts; e.g. main before a change) to the same run. `--serve-only` skips the load,
+ *   tmpfs and verify lines (the one load that makes the floor's DIR is still done, untimed).
  *
  * Every one-shot contender (cp, tar, openssl, load, verify) runs under `chrt -r 10` when root (SCHED_RR: the
  * shared 2-core VM's other work does not preempt it, so contenders see the same machine; servers run normally); the source archive is in the page cache. Median wall of
  * `--runs` runs; peak RSS is the largest seen (GNU time, or VmHWM for servers).
  *
- * Usage: deno run -A bench/perf_bench.ts [--size 1G] [--disk /tmp] [--tmpfs /dev/shm] [--runs 3] [--keep]
+ * Usage: deno run -A bench/perf_bench.ts [--size 1G] [--disk /tmp] [--tmpfs /dev/shm] [--runs 3] [--serve-only]
+ *        [--compare CHECKOUT] [--keep]
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { parseSize, planRelease, type ReleasePayload, writeRelease } from "../tools/release_payload.ts";
-import { Bench, fetchAll, isoloadArgs, mb, type Measure, startUntilReady } from "./_measure.ts";
+import { Bench, fetchAll, isoloadArgs, isoloadArgsFrom, mb, type Measure, startUntilReady } from "./_measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -27,6 +31,8 @@ const args = parseArgs({
     tmpfs: { type: "string", default: "/dev/shm" },
     runs: { type: "string", default: "3" },
     keep: { type: "boolean" },
+    "serve-only": { type: "boolean" },
+    compare: { type: "string" },
   },
 });
 const size = parseSize(args.values.size!);
@@ -66,43 +72,51 @@ const rows: Row[] = [];
 const add = (line: string, contender: string, m: Measure, floor: Measure, floorName: string) =>
   rows.push({ line, contender, m, floor: floor.wallS, floorName });
 
-// 1. load to disk.
 const sh = "sh";
-// One output directory for the baselines, emptied before each run, so an 8 GB payload never has two copies at once.
-const cpSync = await median(async () => ["-c", `cp "$0" "$1"/ && sync -f "$1"`, archive, await fresh(disk, "out")], sh);
-const tarSync = await median(async () => ["-c", `tar -xf "$0" -C "$1" && sync -f "$1"`, archive, await fresh(disk, "out")], sh);
-await Deno.remove(join(disk, "out"), { recursive: true });
+const serveOnly = args.values["serve-only"];
 const loadArgs = (data: string) => isoloadArgs("load", archive, "--data-dir", data, "--no-registries-conf", "--quiet");
-const loadDisk = await median(async () => loadArgs(await fresh(disk, "data")), deno);
-add("load, disk", "cp + sync (floor)", cpSync, cpSync, "cp + sync");
-add("load, disk", "tar -x + sync", tarSync, cpSync, "cp + sync");
-add("load, disk", "isoload load", loadDisk, cpSync, "cp + sync");
-
-// 2. load to tmpfs (sync is a no-op there).
-const cpTmpfs = await median(async () => [archive, await fresh(tmpfs, "out")], "cp");
-const tarTmpfs = await median(async () => ["-xf", archive, "-C", await fresh(tmpfs, "out")], "tar");
-const loadTmpfs = await median(async () => loadArgs(await fresh(tmpfs, "out")), deno);
-add("load, tmpfs", "cp (floor)", cpTmpfs, cpTmpfs, "cp");
-add("load, tmpfs", "tar -x", tarTmpfs, cpTmpfs, "cp");
-add("load, tmpfs", "isoload load", loadTmpfs, cpTmpfs, "cp");
-await Deno.remove(tmpfs, { recursive: true });
-
-// 3. verify the disk data dir (page cache warm from the load) against one openssl pass over the same files.
 const data = join(disk, "data");
-const blobList = join(disk, "blobs.txt");
-const blobFiles: string[] = [];
-const walk = async (d: string) => {
-  for await (const e of Deno.readDir(d)) {
-    if (e.isDirectory) await walk(join(d, e.name));
-    else blobFiles.push(join(d, e.name));
-  }
-};
-await walk(join(data, "docker", "registry", "v2", "blobs"));
-await Deno.writeTextFile(blobList, blobFiles.join("\0"));
-const openssl = await median(() => Promise.resolve(["-c", `xargs -0 openssl dgst -sha256 < "$0" > /dev/null`, blobList]), sh);
-const verify = await median(() => Promise.resolve(isoloadArgs("verify", "--data-dir", data, "--quiet")), deno);
-add("verify", "openssl dgst -sha256, one core (floor)", openssl, openssl, "openssl");
-add("verify", "isoload verify", verify, openssl, "openssl");
+if (serveOnly) {
+  await bench.timed(deno, loadArgs(await fresh(disk, "data")));
+  await Deno.remove(tmpfs, { recursive: true });
+} else await loadAndVerify();
+
+// 1. load to disk.
+async function loadAndVerify() {
+  // One output directory for the baselines, emptied before each run, so an 8 GB payload never has two copies at once.
+  const cpSync = await median(async () => ["-c", `cp "$0" "$1"/ && sync -f "$1"`, archive, await fresh(disk, "out")], sh);
+  const tarSync = await median(async () => ["-c", `tar -xf "$0" -C "$1" && sync -f "$1"`, archive, await fresh(disk, "out")], sh);
+  await Deno.remove(join(disk, "out"), { recursive: true });
+  const loadDisk = await median(async () => loadArgs(await fresh(disk, "data")), deno);
+  add("load, disk", "cp + sync (floor)", cpSync, cpSync, "cp + sync");
+  add("load, disk", "tar -x + sync", tarSync, cpSync, "cp + sync");
+  add("load, disk", "isoload load", loadDisk, cpSync, "cp + sync");
+
+  // 2. load to tmpfs (sync is a no-op there).
+  const cpTmpfs = await median(async () => [archive, await fresh(tmpfs, "out")], "cp");
+  const tarTmpfs = await median(async () => ["-xf", archive, "-C", await fresh(tmpfs, "out")], "tar");
+  const loadTmpfs = await median(async () => loadArgs(await fresh(tmpfs, "out")), deno);
+  add("load, tmpfs", "cp (floor)", cpTmpfs, cpTmpfs, "cp");
+  add("load, tmpfs", "tar -x", tarTmpfs, cpTmpfs, "cp");
+  add("load, tmpfs", "isoload load", loadTmpfs, cpTmpfs, "cp");
+  await Deno.remove(tmpfs, { recursive: true });
+
+  // 3. verify the disk data dir (page cache warm from the load) against one openssl pass over the same files.
+  const blobList = join(disk, "blobs.txt");
+  const blobFiles: string[] = [];
+  const walk = async (d: string) => {
+    for await (const e of Deno.readDir(d)) {
+      if (e.isDirectory) await walk(join(d, e.name));
+      else blobFiles.push(join(d, e.name));
+    }
+  };
+  await walk(join(data, "docker", "registry", "v2", "blobs"));
+  await Deno.writeTextFile(blobList, blobFiles.join("\0"));
+  const openssl = await median(() => Promise.resolve(["-c", `xargs -0 openssl dgst -sha256 < "$0" > /dev/null`, blobList]), sh);
+  const verify = await median(() => Promise.resolve(isoloadArgs("verify", "--data-dir", data, "--quiet")), deno);
+  add("verify", "openssl dgst -sha256, one core (floor)", openssl, openssl, "openssl");
+  add("verify", "isoload verify", verify, openssl, "openssl");
+}
 
 // 4. Serving: ready time and RSS, in place against from DIR.
 /** VmHWM and VmRSS of a process, in kB. */
@@ -111,7 +125,7 @@ async function rssKb(pid: number): Promise<{ hwm: number; rss: number }> {
   return { hwm: Number(/VmHWM:\s+(\d+)/.exec(s)?.[1] ?? 0), rss: Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0) };
 }
 
-/** Four clients fetch every manifest, config and layer of every image between them. */
+/** Four clients fetch every manifest, config and layer of every image between them; bytes received. */
 async function pullAll(base: string): Promise<number> {
   const urls: string[] = [];
   for (const img of payload.images) {
@@ -123,44 +137,53 @@ async function pullAll(base: string): Promise<number> {
   return await fetchAll(urls, 4);
 }
 
-const serveRows: string[] = [];
-const serving: Record<string, { readyS: number; atReady: number; afterPull: number; hwm: number }> = {};
-const servers: [string, string[]][] = [["serve --data-dir (floor)", ["--data-dir", data]], ["serve --source (in place)", [
-  "--source",
-  archive,
-]]];
-for (const [name, extra] of servers) {
-  const ready: number[] = [];
-  let last = { atReady: 0, afterPull: 0, hwm: 0 };
-  for (let i = 0; i < runs; i++) {
-    const port = 25700 + i;
-    // Servers are not run real-time: a real-time server and its clients can starve each other's threads on 2 cores.
-    const { child, readyMs } = await startUntilReady([deno, ...isoloadArgs("serve", ...extra, "--listen", `127.0.0.1:${port}`)]);
-    const readyS = readyMs / 1000;
-    try {
-      ready.push(readyS);
-      const atReady = (await rssKb(child.pid)).rss;
-      // The last run also pulls everything, twice: RSS must stay flat (the second pass shows whether it keeps growing).
-      if (i === runs - 1) {
-        await pullAll(`http://127.0.0.1:${port}`);
-        await pullAll(`http://127.0.0.1:${port}`);
-        const r = await rssKb(child.pid);
-        last = { atReady, afterPull: r.rss, hwm: r.hwm };
-      }
-    } finally {
-      child.kill("SIGTERM");
-      await child.status;
-    }
+type Served = { readyS: number; atReady: number; afterPull: number; hwm: number; mbS: number };
+const servers: [string, string[]][] = [
+  ["serve --data-dir (floor)", isoloadArgs("serve", "--data-dir", data)],
+  ["**serve --source**", isoloadArgs("serve", "--source", archive)],
+];
+if (args.values.compare) {
+  servers.push([
+    `serve --source (${args.values.compare})`,
+    isoloadArgsFrom(join(args.values.compare, "main.ts"), "serve", "--source", archive),
+  ]);
+}
+const ready: Record<string, number[]> = Object.fromEntries(servers.map(([n]) => [n, []]));
+let port = 25700;
+// Ready times: each server started `runs` times, interleaved, under the real-time wrapper like the one-shot contenders.
+for (let i = 0; i < runs; i++) {
+  for (const [name, argv] of servers) {
+    const { child, readyMs } = await startUntilReady([...rt, deno, ...argv, "--listen", `127.0.0.1:${port++}`]);
+    ready[name].push(readyMs / 1000);
+    child.kill("SIGTERM");
+    await child.status;
   }
-  ready.sort((a, b) => a - b);
-  serving[name] = { readyS: ready[Math.floor(ready.length / 2)], ...last };
 }
-const floorServe = serving["serve --data-dir (floor)"].readyS;
-for (const [name, s] of Object.entries(serving)) {
-  serveRows.push(
-    `| ${name} | ${s.readyS.toFixed(2)} s | ${(s.readyS / floorServe).toFixed(2)} | ${mb(s.atReady)} | ${mb(s.afterPull)} | ${mb(s.hwm)} |`,
-  );
+const serving: Record<string, Served> = {};
+for (const [name, argv] of servers) {
+  // Not real-time: a real-time server and its clients can starve each other's threads on 2 cores.
+  const listen = `127.0.0.1:${port++}`;
+  const { child } = await startUntilReady([deno, ...argv, "--listen", listen]);
+  try {
+    const atReady = (await rssKb(child.pid)).rss;
+    // Everything, twice: RSS must stay flat (the second pass shows whether it keeps growing).
+    const t0 = performance.now();
+    const bytes = await pullAll(`http://${listen}`) + await pullAll(`http://${listen}`);
+    const mbS = bytes / 1e6 / ((performance.now() - t0) / 1000);
+    const r = await rssKb(child.pid);
+    const sorted = ready[name].sort((a, b) => a - b);
+    serving[name] = { readyS: sorted[Math.floor(sorted.length / 2)], atReady, afterPull: r.rss, hwm: r.hwm, mbS };
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+  }
 }
+const floorServe = serving["serve --data-dir (floor)"];
+const serveRows = Object.entries(serving).map(([name, s]) =>
+  `| ${name} | ${s.readyS.toFixed(2)} s | ${(s.readyS / floorServe.readyS).toFixed(2)} | ${mb(s.atReady)} | ${mb(s.afterPull)} | ${
+    mb(s.hwm)
+  } | ${s.mbS.toFixed(0)} MB/s | ${(s.mbS / floorServe.mbS).toFixed(2)} |`
+);
 
 const lines = [
   `payload: release-like, ${payload.images.length} images, ${payload.blobs} blobs, ${
@@ -169,14 +192,18 @@ const lines = [
     rt.length ? "one-shot contenders under chrt -r 10; " : ""
   }median of ${runs} runs`,
   "",
-  "| line | contender | wall | × floor | peak RSS |",
-  "| --- | --- | --- | --- | --- |",
-  ...rows.map((r) =>
-    `| ${r.line} | ${r.contender} | ${r.m.wallS.toFixed(2)} s | ${(r.m.wallS / r.floor).toFixed(2)} | ${mb(r.m.maxRssKb)} |`
-  ),
-  "",
-  "| server | ready | × floor | RSS at ready | RSS after pulling every image twice | peak RSS |",
-  "| --- | --- | --- | --- | --- | --- |",
+  ...(rows.length
+    ? [
+      "| line | contender | wall | × floor | peak RSS |",
+      "| --- | --- | --- | --- | --- |",
+      ...rows.map((r) =>
+        `| ${r.line} | ${r.contender} | ${r.m.wallS.toFixed(2)} s | ${(r.m.wallS / r.floor).toFixed(2)} | ${mb(r.m.maxRssKb)} |`
+      ),
+      "",
+    ]
+    : []),
+  "| server | ready | × floor | RSS at ready | RSS after pulling every image twice | peak RSS | pull throughput | × floor |",
+  "| --- | --- | --- | --- | --- | --- | --- | --- |",
   ...serveRows,
 ];
 console.log(lines.join("\n"));

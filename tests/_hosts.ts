@@ -255,7 +255,7 @@ export async function isoloadWrapper(path: string): Promise<void> {
   await Deno.writeTextFile(
     path,
     `#!/bin/sh\nif [ "$1" = serve ]; then set -- "$@" --binary-file "$0"; fi\n` +
-      `exec ${Deno.execPath()} run --allow-all --unstable-net --quiet ${join(ROOT, "main.ts")} "$@"\n`,
+      `exec ${Deno.execPath()} run --allow-all --unstable-net --v8-flags=--expose-gc --quiet ${join(ROOT, "main.ts")} "$@"\n`,
   );
   await Deno.chmod(path, 0o755);
 }

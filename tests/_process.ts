@@ -12,11 +12,11 @@ export interface Run {
   stderr: string;
 }
 
-/** The permission flags `deno task compile` bakes into the binary, read from deno.json: tests run the bundle with exactly these. */
+/** The permission and V8 flags `deno task compile` bakes into the binary, read from deno.json: tests run the bundle with exactly these. */
 export function compilePermissions(): string[] {
   const tasks = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json"))).tasks;
   const cmd: string = tasks.compile.command;
-  return cmd.split(/\s+/).filter((a) => /^--(allow|unstable)-/.test(a));
+  return cmd.split(/\s+/).filter((a) => /^--(allow|unstable|v8)-/.test(a));
 }
 
 /** A compiled binary to test instead of main.ts (the Containerfile harness sets it). */
@@ -29,7 +29,13 @@ function command(entry?: string, netns?: string, perms?: string[]): [string, str
   const [cmd, pre]: [string, string[]] = BIN && !entry ? [BIN, []] : BUNDLE && !entry
     // --no-config: the bundle alone, as the binary would be, not the checkout's deno.json and lock around it.
     ? [Deno.execPath(), ["run", "--no-config", ...(perms ?? compilePermissions()), "--quiet", BUNDLE]]
-    : [Deno.execPath(), ["run", ...(perms ?? ["--allow-all", "--unstable-net"]), "--quiet", entry ?? join(ROOT, "main.ts")]];
+    // The V8 flag the binary carries (deno.json's compile task): the server frees its sent chunks as shipped.
+    : [Deno.execPath(), [
+      "run",
+      ...(perms ?? ["--allow-all", "--unstable-net", "--v8-flags=--expose-gc"]),
+      "--quiet",
+      entry ?? join(ROOT, "main.ts"),
+    ]];
   return netns ? ["ip", ["netns", "exec", netns, cmd, ...pre]] : [cmd, pre];
 }
 

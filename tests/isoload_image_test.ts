@@ -138,7 +138,7 @@ Deno.test({
       const bundle = entry[0] === "/usr/bin/deno";
       assert.equal(bundle ? "bundle" : "compiled", Deno.env.get("ISOLOAD_IMAGE_FLAVOR") ?? (bundle ? "bundle" : "compiled"));
       if (bundle) {
-        assert.deepEqual(entry.filter((a) => /^--(allow|unstable)-/.test(a)), compilePermissions());
+        assert.deepEqual(entry.filter((a) => /^--(allow|unstable|v8)-/.test(a)), compilePermissions());
       } else {
         assert.deepEqual(entry, ["/usr/bin/isoload"]);
       }

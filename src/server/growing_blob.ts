@@ -9,8 +9,8 @@
  */
 import { newHasher } from "../image/digest.ts";
 import type { GrowingBlob } from "./content.ts";
+import { CHUNK, countChunk } from "./chunk_collector.ts";
 
-const CHUNK = 1 << 20;
 /** How long a reader that caught up with the copy waits before looking again. */
 const POLL_MS = 10;
 
@@ -96,6 +96,7 @@ export function growingStream(
           openFor = want;
         }
         const buf = new Uint8Array(Math.min(available - sent, CHUNK));
+        countChunk(buf.length);
         const n = await file!.read(buf);
         if (n === null) {
           await wait();

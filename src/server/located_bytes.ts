@@ -1,15 +1,17 @@
 /**
  * Reading a located blob's bytes (a whole file in DIR, or a byte range of the
- * archive in place, in pieces when a split archive's chunks cut it): as a stream of 1 MiB chunks that never holds the blob in
+ * archive in place, in pieces when a split archive's chunks cut it): as a stream of 256 KiB chunks that never holds the blob in
  * memory, whole for small manifests, or hashed.
  */
 import { newHasher } from "../image/digest.ts";
 import type { Located } from "./content.ts";
 import { type FileSpan, spansOf } from "../archive/source.ts";
+import { CHUNK, countChunk } from "./chunk_collector.ts";
 
 /**
  * Reads byte ranges of files (a blob's pieces: one, or several when a split
- * archive's chunk boundary cuts it) as one stream, 1 MiB at a time.
+ * archive's chunk boundary cuts it) as one stream, CHUNK bytes at a time
+ * (fresh buffers: the response body keeps them; chunk_collector.ts frees them).
  * With `onEnd`, the last chunk is held back until `onEnd` approves (true): a
  * blob that fails verification is cut short, so no client ever receives it whole.
  */
@@ -51,7 +53,8 @@ export function rangeStream(
           if (held) ctl.enqueue(held);
           return ctl.close();
         }
-        const buf = new Uint8Array(Math.min(left, 1 << 20));
+        const buf = new Uint8Array(Math.min(left, CHUNK));
+        countChunk(buf.length);
         const n = await f!.read(buf);
         if (n === null) {
           // The file shrank: end short of Content-Length, which drops the connection (no half blob passes as whole).
