@@ -19,6 +19,9 @@ import type { PeerFetcher } from "./peer_fetcher.ts";
 /** Blobs copied from peers at once: enough to hide each request's latency, few enough for a small host. */
 export const DEFAULT_PEER_JOBS = 4;
 
+/** Manifests copied at once for each blob copied at once (`--jobs`). */
+const MANIFEST_JOBS_PER_JOB = 4;
+
 /** A peer's image list, and which peer gave it. */
 export interface PeerList {
   images: (ImageCandidate & { children?: string[] })[];
@@ -74,7 +77,8 @@ export async function copyManifests(
       store.start();
       let completed = false;
       try {
-        const results = await runPool(missing, jobs, (m) => fetcher.manifest(m).verified);
+        // Manifests are small: their copies are round trips, so more of them at once than blobs.
+        const results = await runPool(missing, jobs * MANIFEST_JOBS_PER_JOB, (m) => fetcher.manifest(m).verified);
         const failed = results.find((r) => !r.ok);
         if (failed && !failed.ok) throw failed.error;
         completed = true;
