@@ -185,9 +185,9 @@ const table = [
   "| contender | wall | skopeo sync ÷ this | curl floor ÷ this | curl + sync ÷ this | peak RSS |",
   "| --- | --- | --- | --- | --- | --- |",
   ...rows.map(([label, m]) =>
-    `| ${label} | ${m.wallS.toFixed(2)} s | ${(sync / m.wallS).toFixed(2)} | ${(floor / m.wallS).toFixed(2)} | ${
-      (durableFloor / m.wallS).toFixed(2)
-    } | ${mb(m.maxRssKb)} |`
+    `| ${label} | ${m.wallS.toFixed(2)} s | ${(Number.isNaN(sync) ? "–" : (sync / m.wallS).toFixed(2))} | ${
+      (floor / m.wallS).toFixed(2)
+    } | ${(durableFloor / m.wallS).toFixed(2)} | ${mb(m.maxRssKb)} |`
   ),
   "",
 ].join("\n");
