@@ -8,7 +8,7 @@ DENO_VERSION=2.9.6
 TOOLS="$ISOLOAD_ROOT/.tools"
 
 need_apt=()
-for pair in skopeo:skopeo docker-registry:docker-registry podman:podman runc:runc umoci:umoci busybox:busybox-static tar:tar ip:iproute2 systemd-analyze:systemd containerd:containerd; do
+for pair in strace:strace skopeo:skopeo docker-registry:docker-registry podman:podman runc:runc umoci:umoci busybox:busybox-static tar:tar ip:iproute2 systemd-analyze:systemd containerd:containerd; do
   cmd="${pair%%:*}" pkg="${pair##*:}"
   command -v "$cmd" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -139,9 +139,13 @@ export interface Watched {
   output(): Promise<Run & { signal: Deno.Signal | null }>;
 }
 
-/** Starts `isoload ARGS` and lets a test act at a point of its reading (SIGKILL at byte N, say). */
-export function spawnIsoload(args: string[], opts: { env?: Record<string, string> } = {}): Watched {
-  const [cmd, pre] = command();
+/**
+ * Starts `isoload ARGS` and lets a test act at a point of its reading (SIGKILL at byte N, say). `wrap` is a command
+ * that runs isoload (a tracer: `strace … --`), its first word the program.
+ */
+export function spawnIsoload(args: string[], opts: { env?: Record<string, string>; wrap?: string[] } = {}): Watched {
+  const [run, runPre] = command();
+  const [cmd, pre] = opts.wrap ? [opts.wrap[0], [...opts.wrap.slice(1), run, ...runPre]] : [run, runPre];
   const child = new Deno.Command(cmd, { args: [...pre, ...args], env: opts.env, stdin: "null", stdout: "piped", stderr: "piped" }).spawn();
   const out = child.output();
   let done = false;

@@ -13,6 +13,8 @@ import { looksLikeOcMirror, looksLikeOcMirrorV1, ocMirror } from "./oc_mirror.ts
 import { checkInterrupt } from "../util/interrupt.ts";
 import { CorruptBlobError } from "../store/storage_tree.ts";
 import type { BlobLocation, Source, SourceEntry } from "./source.ts";
+import { LocationReader } from "./location_reader.ts";
+import type { WantedBlob } from "../store/landings.ts";
 
 /** What the pass saw and did. */
 export interface IngestResult {
@@ -22,6 +24,8 @@ export interface IngestResult {
   blobs: Map<string, number>;
   written: { blobs: number; bytes: number };
   skipped: { blobs: number; bytes: number };
+  /** Blobs read out of order, before the pass reached them, because a client waited for them (`outOfOrder`). */
+  readAhead: { blobs: number; bytes: number };
   /** Blobs left out because their bytes did not verify (only with `keepGoing`), with the reason. */
   corrupt: Map<string, string>;
 }
@@ -38,6 +42,12 @@ export interface IngestOptions {
   signal?: AbortSignal;
   /** What the pass is part of, for the interruption message. */
   doing?: string;
+  /**
+   * Blobs clients wait for (`load --serve`), read between entries from where
+   * they lie, before the sequential pass reaches them; the pass then skips
+   * them (a seek). Every byte is still read once.
+   */
+  outOfOrder?: { nextWanted(): WantedBlob | undefined };
 }
 
 /**
@@ -50,8 +60,12 @@ export interface BlobBytes extends AsyncIterable<Uint8Array> {
   read(dst: Uint8Array): Promise<number>;
 }
 
-/** An entry's bytes, checking for an interrupt before each chunk or read. */
-function interruptible(entry: SourceEntry, signal: AbortSignal | undefined, doing: string): BlobBytes {
+/** An entry's (or a location's) bytes, checking for an interrupt before each chunk or read. */
+function interruptible(
+  entry: { chunks(): AsyncIterable<Uint8Array>; read(dst: Uint8Array): Promise<number> },
+  signal: AbortSignal | undefined,
+  doing: string,
+): BlobBytes {
   return {
     async *[Symbol.asyncIterator]() {
       for await (const c of entry.chunks()) {
@@ -130,12 +144,51 @@ export async function ingest(source: Source, store: BlobSink, options: IngestOpt
     corrupt.set(digest, e.message);
     return true;
   };
+  /** Puts a blob into the store; a large one may still be checked when this resolves (the pass reads on). */
+  const put = async (digest: string, size: number, bytes: BlobBytes, label: string, where: BlobLocation) => {
+    let landing;
+    try {
+      landing = await store.putBlob(digest, size, bytes, label, where);
+    } catch (e) {
+      if (!noteCorrupt(digest, e)) throw e;
+      return;
+    }
+    if (!landing) landed(size);
+    else {
+      checking.add(landing.verified);
+      landing.verified.then(() => landed(size), (e) => {
+        if (!noteCorrupt(digest, e)) failed ??= { error: e };
+      }).finally(() => checking.delete(landing.verified));
+    }
+  };
+  /** Blobs read out of order, for clients waiting for them: the sequential pass skips their entries. */
+  const early = new Set<string>();
+  const readAhead = { blobs: 0, bytes: 0 };
+  const readWanted = async () => {
+    for (let w; (w = options.outOfOrder?.nextWanted());) {
+      checkInterrupt(signal, doing);
+      if (failed) throw failed.error;
+      if (blobs.has(w.digest) || (await store.blobSize(w.digest)) === w.where.size) continue;
+      blobs.set(w.digest, w.where.size);
+      early.add(w.digest);
+      readAhead.blobs++;
+      readAhead.bytes += w.where.size;
+      const reader = new LocationReader(w.where);
+      try {
+        const bytes = interruptible({ chunks: () => reader, read: (dst) => reader.read(dst) }, signal, doing);
+        await put(w.digest, w.where.size, bytes, `at byte ${w.where.offset} of ${w.where.file}, read ahead for a client`, w.where);
+      } finally {
+        reader.close();
+      }
+    }
+  };
   let completed = false;
   store.start?.();
   try {
     for await (const entry of source) {
       checkInterrupt(signal, doing);
       if (failed) throw failed.error;
+      await readWanted();
       progress?.(source.position, entry.path);
       if (entry.kind === "directory" || entry.path === "") continue;
       if (!format) {
@@ -164,6 +217,7 @@ export async function ingest(source: Source, store: BlobSink, options: IngestOpt
       if (known !== undefined && known !== entry.size) {
         throw new InputError(`Cannot read source: blob ${digest} appears twice with different sizes`);
       }
+      if (early.delete(digest)) continue; // read already, out of order, for a client: its bytes are skipped
       if (known !== undefined) {
         // A second copy in the same archive: the first is in place; this one must agree or the archive contradicts itself.
         const hasher = newHasher();
@@ -181,21 +235,7 @@ export async function ingest(source: Source, store: BlobSink, options: IngestOpt
         skipped.bytes += entry.size;
         continue;
       }
-      let landing;
-      try {
-        landing = await store.putBlob(digest, entry.size, interruptible(entry, signal, doing), entry.path, entry.where);
-      } catch (e) {
-        if (!noteCorrupt(digest, e)) throw e;
-        continue;
-      }
-      if (!landing) landed(entry.size);
-      else {
-        const size = entry.size;
-        checking.add(landing.verified);
-        landing.verified.then(() => landed(size), (e) => {
-          if (!noteCorrupt(digest, e)) failed ??= { error: e };
-        }).finally(() => checking.delete(landing.verified));
-      }
+      await put(digest, entry.size, interruptible(entry, signal, doing), entry.path, entry.where);
     }
     await Promise.allSettled(checking);
     if (failed) throw failed.error;
@@ -210,5 +250,5 @@ export async function ingest(source: Source, store: BlobSink, options: IngestOpt
       `Cannot read ${source.path}: it is neither an oc-mirror v2 archive (docker/registry/v2/) nor an OCI image layout (oci-layout, index.json)`,
     );
   }
-  return { format, meta, blobs, written, skipped, corrupt };
+  return { format, meta, blobs, written, skipped, readAhead, corrupt };
 }

@@ -26,6 +26,7 @@ import { DEFAULT_PEER_JOBS } from "../peer/replicate.ts";
 import { load, type LoadOptions } from "./load_registry.ts";
 import { DEFAULT_PIN_FILE, defaultJobs, loadStorage, type StorageLoadOptions } from "./load_storage.ts";
 import { builtinTls, checkListenable, contentInPlace, runBuiltin } from "./serve_builtin.ts";
+import { Landings } from "../store/landings.ts";
 /** What `isoload load` was asked: a storage-mode load, or a registry-mode load (served while it runs with --serve). */
 export type LoadCliOptions =
   | { mode: "storage"; storage: StorageLoadOptions }
@@ -235,13 +236,15 @@ export const loadCommand: Command<LoadCliOptions> = {
     }
     // Serve while loading: index the archive in place, serve it, and load in the background.
     checkListenable(o.serve.listen);
-    const built = await contentInPlace(o.load.sources, o.load.naming, log, resolve(o.load.dataDir));
+    // Clients are served from the bytes the load reads (the medium is read once), followed through these landings.
+    const landings = new Landings();
+    const built = await contentInPlace(o.load.sources, o.load.naming, log, { dataDir: resolve(o.load.dataDir), landings });
     return await runBuiltin(built, {
       listen: o.serve.listen,
       tls: await builtinTls(o.load.dataDir, o.serve.tls),
       readyTimeoutMs: o.serve.readyTimeoutMs,
       accessLog: o.serve.accessLog,
-      during: () => load(o.load, log),
+      during: () => load({ ...o.load, landings }, log).finally(() => landings.close()),
       dataDir: o.load.dataDir,
     }, log);
   },

@@ -17,6 +17,7 @@ import { readRecords, type Records, writeRecords } from "../store/records.ts";
 import { mirrorTargets } from "../host/registries_conf.ts";
 import { type HostConf, planRegistriesConf, readHostConf, writeRegistriesConf } from "../host/registries_conf_file.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
+import type { Landings } from "../store/landings.ts";
 import { openSources, type Source } from "../archive/source.ts";
 import type { LayoutPlan } from "../store/layout_plan.ts";
 import { Peer, type PeerTrust } from "../peer/peer.ts";
@@ -43,6 +44,8 @@ export interface LoadOptions {
   certsDir?: string;
   /** Replicate from these peer registries instead of reading `sources`. */
   peers?: PeerLoadOptions;
+  /** `load --serve`: the server follows the blobs the pass lands, and the pass reads the blobs clients wait for first. */
+  landings?: Landings;
 }
 
 /** What a load did, for the summary and for tests. */
@@ -72,6 +75,8 @@ interface Pass {
   sizes: Map<string, number>;
   written: { blobs: number; bytes: number };
   skipped: { blobs: number; bytes: number };
+  /** Blobs read ahead of the pass's order because a client of `load --serve` waited for them. */
+  readAhead?: { blobs: number; bytes: number };
   /** The sources as records name them, and their format. */
   sources: string[];
   /** Every file of an archive in several files, in order. */
@@ -85,10 +90,12 @@ async function passFromArchive(source: Source, store: RegistryStore, opts: LoadO
   await checkSpaceFor(`load ${source.path} into ${dataDir}`, dataDir, source.size, store.blobsDir);
   log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into ${dataDir}`);
   const progress = byteProgress(log, "load", source.size);
+  store.landings = opts.landings;
   const pass = await ingest(source, store, {
     progress: (pos, what) => progress(pos, what),
     signal,
     doing: `load ${source.path}`,
+    outOfOrder: opts.landings,
   });
   log.endProgress();
 
@@ -109,6 +116,7 @@ async function passFromArchive(source: Source, store: RegistryStore, opts: LoadO
     sizes,
     written: pass.written,
     skipped: pass.skipped,
+    readAhead: pass.readAhead,
     sources: [files[0]],
     ...(files.length > 1 ? { parts: files } : {}),
     format: pass.format.name,
@@ -266,7 +274,10 @@ export async function loadLocked(
   } else {
     log.info(
       `Loaded ${plan.images.length} images from ${from} in ${took}: wrote ${pass.written.blobs} blobs ` +
-        `(${formatBytes(pass.written.bytes)}), kept ${pass.skipped.blobs} already present, wrote ${linksWritten} links`,
+        `(${formatBytes(pass.written.bytes)}), kept ${pass.skipped.blobs} already present, wrote ${linksWritten} links` +
+        (pass.readAhead?.blobs
+          ? ` (${pass.readAhead.blobs} blobs, ${formatBytes(pass.readAhead.bytes)}, read ahead of the archive's order for waiting clients)`
+          : ""),
     );
   }
   return {

@@ -19,7 +19,9 @@ import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from 
 import { type Records, requireServableRecords } from "../store/records.ts";
 import { listenAddress, startRegistryServer } from "../server/server.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
-import { archiveBlobs, firstOf, type ServedContent, servedContent, treeBlobs } from "../server/content.ts";
+import { archiveBlobs, type ServedContent, servedContent, treeBlobs } from "../server/content.ts";
+import { landingBlobs } from "../server/landing_blobs.ts";
+import type { Landings } from "../store/landings.ts";
 import { sdNotify } from "../server/sd_notify.ts";
 import { runningIsoloadBinary } from "../util/own_binary.ts";
 import { openSources } from "../archive/source.ts";
@@ -61,10 +63,16 @@ export async function contentFromRecords(dataDir: string, records: Records): Pro
 
 /**
  * An archive or directory in place: one pass over its entries (seeking past
- * layers), then blobs served as byte ranges of it. With `dataDir`, blobs that
- * have landed in DIR's tree are served from there instead.
+ * layers), then blobs served as byte ranges of it. With `during` (`load
+ * --serve`), blobs that have landed in DIR's tree are served from there, and
+ * those the load has yet to land from the bytes it reads (see landing_blobs.ts).
  */
-export async function contentInPlace(sources: string[], naming: NamingOptions, log: Logger, dataDir?: string): Promise<BuiltinContent> {
+export async function contentInPlace(
+  sources: string[],
+  naming: NamingOptions,
+  log: Logger,
+  during?: { dataDir: string; landings: Landings },
+): Promise<BuiltinContent> {
   const started = performance.now();
   const src = await openSources(sources);
   const source = src.path;
@@ -85,14 +93,15 @@ export async function contentInPlace(sources: string[], naming: NamingOptions, l
     );
     const verified = index.verified();
     const inPlace = archiveBlobs(index.where, verified);
+    let blobs = inPlace;
+    if (during) {
+      const store = new RegistryStore(during.dataDir);
+      during.landings.locate(index.where);
+      blobs = landingBlobs(store, treeBlobs(store), inPlace, during.landings);
+    }
     return {
       content: {
-        ...await servedContent(
-          plan.links,
-          manifests,
-          dataDir ? firstOf(treeBlobs(new RegistryStore(dataDir)), inPlace) : inPlace,
-          verified,
-        ),
+        ...await servedContent(plan.links, manifests, blobs, verified),
         images: plan.images,
       },
       images: plan.images,

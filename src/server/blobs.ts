@@ -69,6 +69,9 @@ export function blobsHandler(content: ServedContent, warn?: (msg: string) => voi
       // Still being copied in from a peer: a range waits for the verified copy; a whole blob follows the copy as it lands.
       const unavailable = () => new RegistryError(404, "BLOB_UNKNOWN", `blob ${digest} is not here and no peer could give it`);
       if (range.kind === "part" ? !(await l.growing.done.then(() => true, () => false)) : !(await copyStarted(l.growing))) {
+        // The copy will not come (load --serve's load stopped): serve the blob from wherever it is found now, if not a copy again.
+        const again = content.bad.has(digest) ? undefined : await content.blobs.locate(digest);
+        if (again && !again.growing) return await handler(r);
         throw unavailable();
       }
       if (range.kind === "part") return await handler(r);

@@ -14,6 +14,7 @@ import { freeBytes } from "../util/disk_space.ts";
 import { EnvironmentError, InputError, wrapFsError } from "../util/errors.ts";
 import { formatBytes } from "../util/log.ts";
 import { blobFile, type DataDirPaths, dataDirPaths, storageTreeParts, storageTreeV2 } from "./paths.ts";
+import type { Landings } from "./landings.ts";
 
 /** A blob whose bytes do not hash to its digest; the reader is past it, so a pass may go on without it. */
 export class CorruptBlobError extends InputError {
@@ -81,6 +82,8 @@ export class RegistryStore {
 
   /** Called once before the first write, so records can say a load is under way. */
   beforeWrite?: () => Promise<void>;
+  /** Told of each blob a pass writes, verifies and lands, for a server following them (`load --serve`). */
+  landings?: Landings;
   #wrote = false;
   #hashing: Hashing | undefined;
   /** Verified blobs in tmp/ waiting for their batch to be made durable and renamed. */
@@ -156,11 +159,12 @@ export class RegistryStore {
     await this.#announceWrite();
     await this.#checkSpace(digest, size, label);
     const tmp = this.tempPath(digest);
+    this.landings?.begin(digest, tmp);
     const check = (written: number, got: string) => this.#queue(digest, size, label, tmp, written, got);
     const fail = (e: unknown) => this.#failed(digest, label, tmp, e);
     if (size <= INLINE_HASH_BYTES) {
       try {
-        const r = await this.#copySmall(tmp, bytes, size);
+        const r = await this.#copySmall(tmp, bytes, size, digest);
         check(r.written, r.digest);
         return;
       } catch (e) {
@@ -170,7 +174,7 @@ export class RegistryStore {
     // A large blob: the worker may still be hashing its last buffers; the pass reads on meanwhile.
     let copied;
     try {
-      copied = await this.#copyLarge(tmp, bytes);
+      copied = await this.#copyLarge(tmp, bytes, digest);
     } catch (e) {
       return await fail(e);
     }
@@ -190,14 +194,17 @@ export class RegistryStore {
     this.#pending.push({ tmp, digest });
     this.#unsettled.set(digest, undefined);
     this.#pendingBytes += size;
+    // A blob a client of `load --serve` waits for lands at once rather than with its batch.
+    const followed = this.landings?.verified(digest) === true;
     if (
-      this.#eager || this.#pendingBytes >= DURABLE_BATCH_BYTES || this.#pending.length >= DURABLE_BATCH_FILES ||
+      followed || this.#eager || this.#pendingBytes >= DURABLE_BATCH_BYTES || this.#pending.length >= DURABLE_BATCH_FILES ||
       performance.now() - this.#pendingSince >= DURABLE_BATCH_MS
     ) this.#settleSoon();
   }
 
   /** Removes a failed blob's temp file and throws the failure as the caller should see it. */
   async #failed(digest: string, label: string, tmp: string, e: unknown): Promise<never> {
+    this.landings?.failed(digest, e);
     await Deno.remove(tmp).catch(() => {});
     if (e instanceof InputError) throw e;
     if (e instanceof TruncatedError) throw new InputError(`Cannot load blob ${digest} (${label}): the source is truncated: ${e.message}`);
@@ -269,8 +276,13 @@ export class RegistryStore {
   #tellLanded(digest: string, error?: unknown): void {
     const w = this.#unsettled.get(digest);
     this.#unsettled.delete(digest);
-    if (error === undefined) w?.resolve();
-    else w?.reject(error);
+    if (error === undefined) {
+      w?.resolve();
+      this.landings?.landed(digest);
+    } else {
+      w?.reject(error);
+      this.landings?.failed(digest, error);
+    }
   }
 
   /**
@@ -325,6 +337,7 @@ export class RegistryStore {
   start(eager = false): void {
     this.#inPass = true;
     this.#eager = eager;
+    if (this.landings) this.landings.hurry = () => this.#settleSoon();
   }
 
   /**
@@ -351,7 +364,7 @@ export class RegistryStore {
   }
 
   /** A small blob: read whole into a buffer of the pool, hashed here, written in one call. */
-  async #copySmall(tmp: string, bytes: BlobBytes, size: number): Promise<{ written: number; digest: string }> {
+  async #copySmall(tmp: string, bytes: BlobBytes, size: number, name: string): Promise<{ written: number; digest: string }> {
     const hashing = this.#hashing ??= new Hashing();
     const buf = await hashing.take();
     try {
@@ -360,6 +373,7 @@ export class RegistryStore {
       for (let n; written < size && (n = await bytes.read(view.subarray(written))) > 0;) written += n;
       // One byte more than the entry claims would be a source bug, not data: sources stop at the entry's size.
       Deno.writeFileSync(tmp, view.subarray(0, written));
+      this.landings?.wrote(name, written);
       return { written, digest: newHasher().update(view.subarray(0, written)).digest() };
     } finally {
       hashing.pool.give(buf);
@@ -371,7 +385,7 @@ export class RegistryStore {
    * written by this thread while the next is read, then handed (transferred)
    * to the hashing worker, which hands it back once hashed.
    */
-  async #copyLarge(tmp: string, bytes: BlobBytes): Promise<{ written: number; digest: Promise<string> }> {
+  async #copyLarge(tmp: string, bytes: BlobBytes, name: string): Promise<{ written: number; digest: Promise<string> }> {
     const hashing = this.#hashing ??= new Hashing();
     const pool = hashing.pool;
     const session = hashing.worker.begin();
@@ -391,6 +405,7 @@ export class RegistryStore {
         const m = await bytes.read(new Uint8Array(next));
         await writing;
         writing = undefined;
+        this.landings?.wrote(name, written);
         hashing.hash(session, cur, n);
         cur = next;
         next = undefined;
@@ -443,8 +458,9 @@ export class RegistryStore {
       this.#settleFailed ??= { error: wrapFsError(`write blobs into ${this.v2}`, e) };
     }).finally(() => {
       this.#settling = undefined;
-      // Blobs verified during that flush go with the next one at once.
-      if (this.#eager && this.#pending.length && !this.#settleFailed) this.#settleSoon();
+      // Blobs verified during that flush go with the next one at once (eager, or one a client of `load --serve` waits for).
+      const next = this.#eager ? this.#pending.length > 0 : this.#pending.some((p) => this.landings?.followed(p.digest));
+      if (next && !this.#settleFailed) this.#settleSoon();
     });
   }
 
@@ -456,6 +472,8 @@ export class RegistryStore {
    * is ever at a final path.
    */
   async finish(completed: boolean): Promise<void> {
+    // From here the settle below takes every verified blob: no client hurries another one on.
+    if (this.landings) this.landings.hurry = undefined;
     try {
       await Promise.allSettled(this.#verifying);
       // An eager pass starts the next flush as one ends: wait until none runs.
