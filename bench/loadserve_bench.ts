@@ -55,7 +55,7 @@ async function procFigures(pid: number): Promise<{ rchar: number; hwmKb: number 
   return { rchar: Number(/rchar:\s+(\d+)/.exec(io)?.[1] ?? 0), hwmKb: Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) };
 }
 
-/** One `load --serve` run: with `clients` pulling from ready, optionally traced; resolves once the load finished and the clients too. */
+/** One `load --serve` run: with `clients` pulling from ready, optionally traced; resolves once the load finished (and, traced, the clients too). */
 async function loadServe(data: string, port: number, withClients: number, trace?: string) {
   const argv = [
     deno,
@@ -83,7 +83,8 @@ async function loadServe(data: string, port: number, withClients: number, trace?
     pulling?.catch(() => {});
     const loadedS = await until(/The background load (finished|stopped)/);
     if (/The background load stopped/.test(log)) throw new Error(`the load failed: ${log}`);
-    const pulled = await pulling;
+    // The traced run's clients finish (every blob checked); a timed run's are cut once the load is done.
+    const pulled = trace ? await pulling : undefined;
     const figures = await procFigures(pid);
     return { readyS, loadedS, pulled, ...figures, log };
   } finally {
