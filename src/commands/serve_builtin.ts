@@ -19,7 +19,7 @@ import { describeProbe, expectedManifests, probeAddress, waitUntilServed } from 
 import { type Records, requireServableRecords } from "../store/records.ts";
 import { listenAddress, startRegistryServer } from "../server/server.ts";
 import { RegistryStore } from "../store/storage_tree.ts";
-import { archiveBlobs, type ServedContent, servedContent, treeBlobs } from "../server/content.ts";
+import { archiveBlobs, firstOf, type ServedContent, servedContent, treeBlobs } from "../server/content.ts";
 import { landingBlobs } from "../server/landing_blobs.ts";
 import type { Landings } from "../store/landings.ts";
 import { sdNotify } from "../server/sd_notify.ts";
@@ -63,15 +63,17 @@ export async function contentFromRecords(dataDir: string, records: Records): Pro
 
 /**
  * An archive or directory in place: one pass over its entries (seeking past
- * layers), then blobs served as byte ranges of it. With `during` (`load
- * --serve`), blobs that have landed in DIR's tree are served from there, and
- * those the load has yet to land from the bytes it reads (see landing_blobs.ts).
+ * layers), then blobs served as byte ranges of it. With `during.dataDir`,
+ * blobs that have landed in DIR's tree are served from there; with
+ * `during.landings` too (a load copies the archive into DIR meanwhile: `load
+ * --serve`, `serve --source --persist`), those the load has yet to land are
+ * served from the bytes it reads, so the archive is read once (landing_blobs.ts).
  */
 export async function contentInPlace(
   sources: string[],
   naming: NamingOptions,
   log: Logger,
-  during?: { dataDir: string; landings: Landings },
+  during?: { dataDir: string; landings?: Landings },
 ): Promise<BuiltinContent> {
   const started = performance.now();
   const src = await openSources(sources);
@@ -96,8 +98,8 @@ export async function contentInPlace(
     let blobs = inPlace;
     if (during) {
       const store = new RegistryStore(during.dataDir);
-      during.landings.locate(index.where);
-      blobs = landingBlobs(store, treeBlobs(store), inPlace, during.landings);
+      during.landings?.locate(index.where);
+      blobs = during.landings ? landingBlobs(store, treeBlobs(store), inPlace, during.landings) : firstOf(treeBlobs(store), inPlace);
     }
     return {
       content: {
@@ -107,7 +109,7 @@ export async function contentInPlace(
       images: plan.images,
       from: `${source} (in place)`,
       // With DIR, a load copies the archive into it meanwhile (load --serve, serve --source --peer).
-      origin: { inPlace: [source], ...(dataDir ? { dataDir, filling: true } : {}) },
+      origin: { inPlace: [source], ...(during ? { dataDir: during.dataDir, filling: true } : {}) },
       wants: await imageBlobs(plan.images, manifests, (d) => index.where.get(d)?.size),
     };
   } finally {

@@ -20,6 +20,7 @@ import type { Logger } from "../util/log.ts";
 import { load } from "./load_registry.ts";
 import { type BuiltinContent, type BuiltinRunOptions, contentFromRecords, contentInPlace, runBuiltin } from "./serve_builtin.ts";
 import { type ServePeersOptions, servingWithPeers } from "./serve_peers.ts";
+import { Landings } from "../store/landings.ts";
 
 /** What a persisting serve is given. */
 export interface PersistOptions {
@@ -43,8 +44,10 @@ export async function servePersisting(o: PersistOptions, tls: TlsPaths | undefin
     return await runBuiltin(await contentFromRecords(dataDir, records), run, log);
   }
   let built: BuiltinContent;
+  // With the copy, clients are served from the bytes it reads (the ISO is read once), followed through these landings.
+  const landings = o.fill ? new Landings() : undefined;
   try {
-    built = await contentInPlace(o.sources, o.naming, log, dataDir);
+    built = await contentInPlace(o.sources, o.naming, log, { dataDir, landings });
   } catch (e) {
     if (!o.peers || e instanceof InterruptedError) throw e;
     log.warn(`cannot serve ${o.sources.join(" ")} in place (${describeError(e)}): serving ${dataDir} with the peers behind it instead`);
@@ -61,6 +64,7 @@ export async function servePersisting(o: PersistOptions, tls: TlsPaths | undefin
   }
   if (!o.fill) return await runBuiltin({ ...built, origin: { ...built.origin, filling: false } }, run, log);
   const copy = () =>
-    load({ sources: o.sources, dataDir, mirror: o.run.listen, naming: o.naming, insecure: !tls, registriesConf: undefined }, log);
+    load({ sources: o.sources, dataDir, mirror: o.run.listen, naming: o.naming, insecure: !tls, registriesConf: undefined, landings }, log)
+      .finally(() => landings?.close());
   return await runBuiltin(built, { ...run, during: copy, stopIfDuringFails: true }, log);
 }

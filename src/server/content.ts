@@ -158,3 +158,16 @@ export function archiveBlobs(where: ReadonlyMap<string, BlobLocation>, verified:
     },
   };
 }
+
+/** The first finder that has the blob: DIR's verified copy once it has landed, the archive until then. */
+export function firstOf(...finders: BlobFinder[]): BlobFinder {
+  return {
+    async locate(digest) {
+      for (const f of finders) {
+        const l = await f.locate(digest);
+        if (l) return l;
+      }
+      return undefined;
+    },
+  };
+}
