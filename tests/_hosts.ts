@@ -248,14 +248,24 @@ export async function pull(h: Host, skopeo: string, ref: string, dest: string): 
 /**
  * An isoload to put on the ISO: a script running this checkout's main.ts. As
  * `serve` it also hands itself out by digest (`--binary-file`, which a compiled
- * isoload does by default), so nodes can fetch it from their peers.
+ * isoload does by default), so nodes can fetch it from their peers. With
+ * `denoCopyDir`, a deno under /usr/local (the harness's) is first linked or
+ * copied there: an installed node's /usr/local is its own (RHCOS's
+ * /var/usrlocal) and hides the machine's.
  */
-export async function isoloadWrapper(path: string): Promise<void> {
+export async function isoloadWrapper(path: string, denoCopyDir?: string): Promise<void> {
+  let deno = Deno.execPath();
+  if (denoCopyDir && deno.startsWith("/usr/local/")) {
+    const copy = join(denoCopyDir, "deno");
+    await Deno.mkdir(denoCopyDir, { recursive: true });
+    await Deno.link(deno, copy).catch(() => Deno.copyFile(deno, copy));
+    deno = copy;
+  }
   await Deno.mkdir(dirname(path), { recursive: true });
   await Deno.writeTextFile(
     path,
     `#!/bin/sh\nif [ "$1" = serve ]; then set -- "$@" --binary-file "$0"; fi\n` +
-      `exec ${Deno.execPath()} run --allow-all --unstable-net --v8-flags=--expose-gc --quiet ${join(ROOT, "main.ts")} "$@"\n`,
+      `exec ${deno} run --allow-all --unstable-net --v8-flags=--expose-gc --quiet ${join(ROOT, "main.ts")} "$@"\n`,
   );
   await Deno.chmod(path, 0o755);
 }
