@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { pullAll } from "./_containers.ts";
 import { sampleFixture, withTempDir } from "./_fixtures.ts";
 import type { Fixture } from "../tools/payload.ts";
-import { freePort, isoload, serve } from "./_process.ts";
+import { freePort, isoload, serve, tool } from "./_process.ts";
 
 async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -76,6 +76,29 @@ Deno.test("serve --source --persist: serves the ISO in place, keeps it on disk, 
       assert.equal(st.local.imagesComplete, fixture.images.length);
     } finally {
       assert.equal(await second.stop(), 0, second.stderr());
+    }
+  });
+});
+
+Deno.test("serve --source --persist: a data directory with no room fails the copy, and the ISO goes on being served in place", async () => {
+  const { fixture, tar } = await sampleFixture();
+  await withTempDir("persist-full", async (dir) => {
+    const disk = join(dir, "disk");
+    await Deno.mkdir(disk);
+    // A 1 MB filesystem cannot take the sample: the copy is refused, and restarting would only be refused again.
+    await tool("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", disk]);
+    try {
+      const port = freePort();
+      const served = await serve(["--data-dir", join(disk, "data"), "--source", tar, "--persist", "--listen", `127.0.0.1:${port}`]);
+      try {
+        await until("the copy's failure", () => Promise.resolve(/background load stopped/.test(served.stderr())));
+        assert.match(served.stderr(), /background load stopped \(Cannot .*\); still serving from the archive in place/);
+        await pullEverything(fixture, join(dir, "pulls"), port);
+      } finally {
+        assert.equal(await served.stop(), 5, "the copy's failure is the exit code once stopped: " + served.stderr());
+      }
+    } finally {
+      await tool("umount", [disk]);
     }
   });
 });

@@ -73,7 +73,8 @@ export const serveCommand: Command<ServeCliOptions> = {
     "attached): a complete DIR is served alone, reading neither SOURCE nor the peers; otherwise SOURCE is served in\n" +
     "place at once and copied into DIR in the background (as load --serve; not with --no-fill), each blob served from\n" +
     "its verified copy once landed. If SOURCE cannot be read (the ISO was ejected), DIR is served with the peers behind\n" +
-    "it, as with --peer alone; if the background copy fails, serve exits non-zero so a restart serves from DIR and peers.\n" +
+    "it, as with --peer alone; if the background copy fails, serve exits non-zero so a restart serves from DIR and peers\n" +
+    "(but if DIR has no room, it goes on serving SOURCE in place: a restart would only fail the same way).\n" +
     "A peer that is this very process (api-int resolving to this node) is found by the instance id its answers carry\n" +
     "(Isoload-Instance) and skipped, with a warning.\n" +
     "\n" +

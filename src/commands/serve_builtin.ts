@@ -129,8 +129,8 @@ export interface BuiltinRunOptions {
   during?: () => Promise<unknown>;
   /** What serving goes on from when `during` fails (default: the archive in place). */
   duringFallback?: string;
-  /** Stop serving, with `during`'s error, when it fails (its source went away: let a restart pick another). */
-  stopIfDuringFails?: boolean;
+  /** Whether to stop serving, with `during`'s error, when it fails with `e` (its source went away: let a restart pick another). */
+  stopIfDuringFails?: (e: unknown) => boolean;
   /** The data directory whose state file says what is served, while it is (none for `--source` alone). */
   dataDir?: string;
 }
@@ -237,7 +237,7 @@ export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions,
       () => log.info("The background load finished: every blob is now served from its verified copy in the data directory"),
       (e) => {
         code = e instanceof IsoloadError ? e.exitCode : ExitCode.internal;
-        if (opts.stopIfDuringFails) {
+        if (opts.stopIfDuringFails?.(e)) {
           log.warn(`the background load stopped (${describeError(e)}): stopping, so that a restart serves from what is left`);
           stopForFailure("the background load's failure");
           return;

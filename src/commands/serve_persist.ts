@@ -8,13 +8,14 @@
  * missing) hands over to the peers, as `serve --peer` does. If the background
  * copy fails (the ISO went away mid-copy), the process stops with its error so
  * that systemd's restart serves from DIR and the peers instead of a medium that
- * no longer answers.
+ * no longer answers; if it fails for want of room in DIR, it goes on serving
+ * the archive in place (a restart would only fail the same way).
  */
 import { resolve } from "node:path";
 import type { NamingOptions } from "../archive/format.ts";
 import type { TlsPaths } from "../server/tls.ts";
 import { readRecords } from "../store/records.ts";
-import { describeError } from "../util/errors.ts";
+import { causedBy, describeError, NoRoomError } from "../util/errors.ts";
 import { InterruptedError } from "../util/interrupt.ts";
 import type { Logger } from "../util/log.ts";
 import { load } from "./load_registry.ts";
@@ -66,5 +67,6 @@ export async function servePersisting(o: PersistOptions, tls: TlsPaths | undefin
   const copy = () =>
     load({ sources: o.sources, dataDir, mirror: o.run.listen, naming: o.naming, insecure: !tls, registriesConf: undefined, landings }, log)
       .finally(() => landings?.close());
-  return await runBuiltin(built, { ...run, during: copy, stopIfDuringFails: true }, log);
+  // A full disk fails again after a restart: serving on in place beats a registry that restarts every few seconds.
+  return await runBuiltin(built, { ...run, during: copy, stopIfDuringFails: (e) => !causedBy(e, NoRoomError) }, log);
 }

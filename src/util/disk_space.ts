@@ -1,7 +1,7 @@
 /** Free space on the filesystem a path is on, and the bytes already under a directory. */
 import { statfs } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { EnvironmentError } from "./errors.ts";
+import { NoRoomError } from "./errors.ts";
 import { formatBytes } from "./log.ts";
 
 /** Bytes available to this user on the filesystem of `path` (or of its nearest existing parent); undefined when unknown. */
@@ -55,7 +55,7 @@ export async function checkSpaceFor(action: string, dir: string, sourceBytes: nu
   if (free === undefined || free >= sourceBytes + SLACK) return;
   const need = Math.max(0, sourceBytes - await bytesUnder(blobsDir)) + SLACK;
   if (free < need) {
-    throw new EnvironmentError(
+    throw new NoRoomError(
       `Cannot ${action}: it needs about ${formatBytes(need)} and the filesystem of ${dir} has ${formatBytes(free)} free ` +
         "(free some space or give a --data-dir on a larger filesystem)",
     );

@@ -63,6 +63,24 @@ export class EnvironmentError extends IsoloadError {
   }
 }
 
+/**
+ * The data directory's filesystem cannot take the data: it is full, or it is
+ * RAM-backed past the safe share of memory. Trying again without freeing space
+ * fails the same way, so a serve that copies in the background keeps serving
+ * rather than restarting into the same failure.
+ */
+export class NoRoomError extends EnvironmentError {}
+
+/** Whether `err` or any error in its chain of causes is a `cls`. */
+export function causedBy(err: unknown, cls: abstract new (...args: never[]) => Error): boolean {
+  let cur = err;
+  while (cur instanceof Error) {
+    if (cur instanceof cls) return true;
+    cur = (cur as Error).cause;
+  }
+  return false;
+}
+
 /** Waiting for readiness ran out of time. */
 export class TimeoutError extends IsoloadError {
   constructor(message: string, options?: ErrorOptions) {
@@ -95,7 +113,7 @@ export function wrapFsError(action: string, err: unknown): IsoloadError {
   const code = (err as { code?: string })?.code ?? "";
   const name = (err as Error)?.name ?? "";
   if (code === "ENOSPC" || /No space left/i.test(String((err as Error)?.message))) {
-    return new EnvironmentError(`Cannot ${action}: no space left on device`, { cause: err });
+    return new NoRoomError(`Cannot ${action}: no space left on device`, { cause: err });
   }
   if (name === "PermissionDenied" || code === "EACCES" || code === "EPERM") {
     return new EnvironmentError(`Cannot ${action}: permission denied`, { cause: err });

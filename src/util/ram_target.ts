@@ -5,7 +5,7 @@
  */
 import { statfs } from "node:fs/promises";
 import { dirname } from "node:path";
-import { EnvironmentError } from "./errors.ts";
+import { NoRoomError } from "./errors.ts";
 import { formatBytes } from "./log.ts";
 import { bytesUnder } from "./disk_space.ts";
 
@@ -68,7 +68,7 @@ function memAvailable(): number | undefined {
 }
 
 /**
- * Refuses (EnvironmentError, exit 5) before any write a load of `sourceBytes`
+ * Refuses (NoRoomError, exit 5) before any write a load of `sourceBytes`
  * into a RAM-backed `dir` past the safe share of memory. Blobs already under
  * `blobsDir` count as there (only walked when the whole source would not fit).
  */
@@ -79,5 +79,5 @@ export async function checkRamTarget(action: string, dir: string, sourceBytes: n
   if (!ramTargetRefusal({ ramFs, need: sourceBytes, memAvailable: available, allow })) return;
   const need = Math.max(0, sourceBytes - await bytesUnder(blobsDir));
   const why = ramTargetRefusal({ ramFs, need, memAvailable: available, allow });
-  if (why) throw new EnvironmentError(`Cannot ${action}: ${why}`);
+  if (why) throw new NoRoomError(`Cannot ${action}: ${why}`);
 }
