@@ -217,10 +217,7 @@ export async function loadLocked(
   for (const a of plan.absentChildren) {
     log.info(`note: ${a.image} lists ${a.platform} manifest ${a.digest}, which the archive does not carry; it is left out`);
   }
-  let linksWritten = 0;
-  for (const [path, digest] of plan.links) {
-    if (await store.writeLink(path, digest)) linksWritten++;
-  }
+  const linksWritten = await store.writeLinks(plan.links);
 
   // Makes the blobs' renames (a pass lands them in batches) and the links durable before the records say complete.
   if (linksWritten > 0 || pass.written.blobs > 0) await syncFilesystem(store.v2);

@@ -10,7 +10,7 @@ import { digestHex, newHasher } from "../image/digest.ts";
 import { type DigestSession, DigestWorker } from "../image/digest_worker.ts";
 import { BufferPool } from "../util/buffer_pool.ts";
 import type { BlobBytes } from "../archive/ingest.ts";
-import { freeBytes } from "../util/disk_space.ts";
+import { freeBytes, onMemoryFs } from "../util/disk_space.ts";
 import { EnvironmentError, InputError, wrapFsError } from "../util/errors.ts";
 import { formatBytes } from "../util/log.ts";
 import { blobFile, type DataDirPaths, dataDirPaths, storageTreeParts, storageTreeV2 } from "./paths.ts";
@@ -25,12 +25,16 @@ export class CorruptBlobError extends InputError {
 
 /**
  * Verified blobs are made durable and renamed into place in batches of this
- * many bytes or files, or once the oldest has waited this long (a slow medium
+ * many bytes or files (128 MiB: the disk writes a batch back while the pass
+ * copies the next, so little is left to flush at the end; 512 MiB was 20%
+ * slower at 1 GB on ext4), or once the oldest has waited this long (a slow medium
  * still sees its blobs land, and an interrupted load lose little, within seconds).
  */
-const DURABLE_BATCH_BYTES = 512 << 20;
+const DURABLE_BATCH_BYTES = 128 << 20;
 const DURABLE_BATCH_FILES = 1024;
 const DURABLE_BATCH_MS = 3000;
+/** Link files written at once on a disk ({@link RegistryStore.writeLinks}). */
+const LINK_LANES = 4;
 /** Buffers read into, written from and hashed: 8 × 4 MiB bounds memory while keeping the worker fed. */
 const BUFFERS = 6;
 const BUFFER_BYTES = 4 << 20;
@@ -504,13 +508,49 @@ export class RegistryStore {
     return await Deno.readFile(this.blobPath(digest));
   }
 
-  /** Writes a link file (`sha256:<hex>`, no newline) unless it already holds that. */
-  async writeLink(relPath: string, digest: string): Promise<boolean> {
+  /**
+   * Writes link files (`[relPath, digest]`, as {@link RegistryStore.writeLink}); resolves to how many it wrote. On
+   * a disk they are written 4 at a time through the runtime's I/O threads: a journaling filesystem makes each
+   * directory and file creation wait (~0.6 ms each on ext4 right after a load's flush), and the waits overlap
+   * (a release's ~900 links: 0.63 s one by one, 0.26–0.43 s four at a time). On tmpfs, where nothing waits,
+   * synchronous calls one by one cost least.
+   */
+  async writeLinks(links: Iterable<[string, string]>): Promise<number> {
+    const todo = [...links];
+    const lanes = await onMemoryFs(this.v2) ? 1 : LINK_LANES;
+    let written = 0;
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(lanes, todo.length) }, async () => {
+      while (next < todo.length) {
+        const [relPath, digest] = todo[next++];
+        if (await this.writeLink(relPath, digest, lanes > 1)) written++;
+      }
+    }));
+    return written;
+  }
+
+  /**
+   * Writes a link file (`sha256:<hex>`, no newline) unless it already holds that; `io` does its writes through
+   * the runtime's I/O threads rather than on this one.
+   */
+  async writeLink(relPath: string, digest: string, io = false): Promise<boolean> {
     const path = join(this.v2, relPath);
     try {
       if (Deno.readTextFileSync(path) === digest) return false;
     } catch { /* absent: write it */ }
     await this.#announceWrite();
+    if (io) {
+      const tmp = tempPathFor(path);
+      try {
+        await Deno.mkdir(dirname(path), { recursive: true });
+        await Deno.writeTextFile(tmp, digest, { createNew: true });
+        await Deno.rename(tmp, path);
+      } catch (e) {
+        await Deno.remove(tmp).catch(() => {});
+        throw wrapFsError(`write ${path}`, e);
+      }
+      return true;
+    }
     // Links are tiny and many (~1,000 for a release): written with synchronous calls of a few microseconds each, which
     // cost less than as many round trips to the runtime's I/O threads; flushed together by the caller
     // (syncFilesystem) before records say "complete". Temp file and rename: a reader sees the whole link or none.

@@ -4,16 +4,31 @@ import { dirname, join } from "node:path";
 import { NoRoomError } from "./errors.ts";
 import { formatBytes } from "./log.ts";
 
-/** Bytes available to this user on the filesystem of `path` (or of its nearest existing parent); undefined when unknown. */
-export async function freeBytes(path: string): Promise<number | undefined> {
+/** statfs of `path`, or of its nearest existing parent; undefined when unknown. */
+async function statfsNearest(path: string): Promise<{ bavail: number; bsize: number; type: number } | undefined> {
   for (let p = path;; p = dirname(p)) {
     try {
       const s = await statfs(p);
-      return Number(s.bavail) * Number(s.bsize);
+      return { bavail: Number(s.bavail), bsize: Number(s.bsize), type: Number(s.type) };
     } catch (e) {
       if ((e as { code?: string }).code !== "ENOENT" || p === dirname(p)) return undefined;
     }
   }
+}
+
+/** Bytes available to this user on the filesystem of `path` (or of its nearest existing parent); undefined when unknown. */
+export async function freeBytes(path: string): Promise<number | undefined> {
+  const s = await statfsNearest(path);
+  return s && s.bavail * s.bsize;
+}
+
+/** Filesystem types (statfs f_type) whose files live in memory: tmpfs, ramfs. */
+const MEMORY_FS = new Set([0x01021994, 0x858458f6]);
+
+/** Whether `path` (or its nearest existing parent) is on tmpfs or ramfs; false when unknown. */
+export async function onMemoryFs(path: string): Promise<boolean> {
+  const s = await statfsNearest(path);
+  return s !== undefined && MEMORY_FS.has(s.type);
 }
 
 /** Every file under `dir`, sorted by path, with its size (-1 for what is not a regular file); none when `dir` does not exist. */
