@@ -42,14 +42,38 @@ export class GetPool {
     readonly headers: Record<string, string> = {},
   ) {}
 
+  /**
+   * A new connection, within `idleMs` for the TCP connect and again for the
+   * TLS handshake: a peer that halts or loses its link halfway would
+   * otherwise hold the copy (and every client waiting on it) for good.
+   */
   async #connect(): Promise<Deno.Conn> {
     const tls = this.url.protocol === "https:";
     const hostname = this.url.hostname.replace(/^\[(.*)\]$/, "$1");
     const port = Number(this.url.port || (tls ? 443 : 80));
-    const conn = tls
-      ? await Deno.connectTls({ hostname, port, ...(this.caCerts ? { caCerts: this.caCerts } : {}) })
-      : await Deno.connect({ hostname, port });
-    if (!tls) (conn as Deno.TcpConn).setNoDelay(true);
+    const limit = `${Math.round(this.idleMs / 1000)} s`;
+    let tcp: Deno.TcpConn;
+    try {
+      tcp = await Deno.connect({ hostname, port, signal: AbortSignal.timeout(this.idleMs) });
+    } catch (e) {
+      throw new GetError((e as Error)?.name === "TimeoutError" ? `it did not accept a connection in ${limit}` : describe(e), { cause: e });
+    }
+    tcp.setNoDelay(true);
+    if (!tls) return tcp;
+    const conn = await Deno.startTls(tcp, { hostname, ...(this.caCerts ? { caCerts: this.caCerts } : {}) });
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      closeQuietly(conn);
+    }, this.idleMs);
+    try {
+      await conn.handshake();
+    } catch (e) {
+      closeQuietly(conn);
+      throw new GetError(late ? `its TLS handshake did not finish in ${limit}` : describe(e), { cause: e });
+    } finally {
+      clearTimeout(timer);
+    }
     return conn;
   }
 
@@ -205,6 +229,12 @@ function indexOf(hay: Uint8Array, needle: number[], from: number, to: number): n
     return i;
   }
   return -1;
+}
+
+function closeQuietly(c: Deno.Conn): void {
+  try {
+    c.close();
+  } catch { /* closed */ }
 }
 
 function describe(e: unknown): string {

@@ -123,3 +123,21 @@ Deno.test("GetPool: a body cut short and a peer gone silent are GetErrors", asyn
     await srv.close();
   }
 });
+
+Deno.test("GetPool: a peer that accepts but never finishes the TLS handshake is a GetError within the idle time", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of listener) held.push(c);
+  })().catch(() => {});
+  const pool = new GetPool(new URL(`https://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`), undefined, 300);
+  try {
+    // The message says the idle timer cut it: before, this waited for the peer for good.
+    await assert.rejects(pool.get("/v2/"), (e: unknown) => e instanceof GetError && /TLS handshake did not finish in/.test(e.message));
+  } finally {
+    pool.close();
+    listener.close();
+    for (const c of held) c.close();
+    await accepting;
+  }
+});

@@ -24,6 +24,9 @@ export interface PeerImageList {
   images: (ImageCandidate & { children?: string[] })[];
 }
 
+/** A blob's bytes from a peer; `cancel` gives up what is not read yet (nothing, once all was read), closing the connection. */
+export type PeerBlob = BlobBytes & { cancel(): void };
+
 /** A peer could not give what was asked (unreachable, went away, HTTP error): another peer may. */
 export class PeerError extends EnvironmentError {
   constructor(readonly peer: string, message: string, options?: ErrorOptions) {
@@ -254,7 +257,7 @@ export class Peer {
    * caller's buffers, or iterated as chunks of up to 1 MiB. Ending before
    * `size` bytes, or going silent, is a PeerError raised from the read.
    */
-  async blob(repository: string, digest: string, size: number): Promise<BlobBytes> {
+  async blob(repository: string, digest: string, size: number): Promise<PeerBlob> {
     const what = `blob ${digest}`;
     const fail = (why: string, cause?: unknown) =>
       new PeerError(this.name, `Cannot get ${what} from ${this.name}: ${why}`, cause === undefined ? undefined : { cause });
@@ -287,6 +290,7 @@ export class Peer {
     };
     return {
       read,
+      cancel: () => res.cancel(),
       async *[Symbol.asyncIterator]() {
         // The consumer is done with a chunk when it asks for the next (the writer has hashed and written it), so one buffer serves.
         const buf = new Uint8Array(Math.min(size, CHUNK) || 1);

@@ -111,7 +111,12 @@ export class PeerFetcher {
         progress.attempt++;
         progress.written = 0;
         progress.tmp = this.store.tempPath(what.digest);
-        await this.store.putFetched(what.digest, size, this.#watch(bytes, progress), what.label);
+        try {
+          await this.store.putFetched(what.digest, size, this.#watch(bytes, progress), what.label);
+        } finally {
+          // A write that failed (a full disk) leaves the response unread: its connection is closed, not leaked.
+          bytes.cancel();
+        }
       });
     });
   }
