@@ -74,7 +74,7 @@ export const serveCommand: Command<ServeCliOptions> = {
     "place at once and copied into DIR in the background (as load --serve; not with --no-fill), each blob served from\n" +
     "its verified copy once landed. If SOURCE cannot be read (the ISO was ejected), DIR is served with the peers behind\n" +
     "it, as with --peer alone; if the background copy fails, serve exits non-zero so a restart serves from DIR and peers\n" +
-    "(but if DIR has no room, it goes on serving SOURCE in place: a restart would only fail the same way).\n" +
+    "(only when SOURCE stopped answering; for no room in DIR or a corrupt blob it goes on serving SOURCE in place).\n" +
     "A peer that is this very process (api-int resolving to this node) is found by the instance id its answers carry\n" +
     "(Isoload-Instance) and skipped, with a warning.\n" +
     "\n" +

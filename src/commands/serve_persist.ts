@@ -8,14 +8,15 @@
  * missing) hands over to the peers, as `serve --peer` does. If the background
  * copy fails (the ISO went away mid-copy), the process stops with its error so
  * that systemd's restart serves from DIR and the peers instead of a medium that
- * no longer answers; if it fails for want of room in DIR, it goes on serving
- * the archive in place (a restart would only fail the same way).
+ * no longer answers; if it fails for any other reason (no room in DIR, a
+ * corrupt blob, DIR held by another isoload), it goes on serving the archive
+ * in place (a restart would only fail the same way).
  */
 import { resolve } from "node:path";
 import type { NamingOptions } from "../archive/format.ts";
 import type { TlsPaths } from "../server/tls.ts";
 import { readRecords } from "../store/records.ts";
-import { causedBy, describeError, NoRoomError } from "../util/errors.ts";
+import { causedBy, describeError, EnvironmentError, NoRoomError } from "../util/errors.ts";
 import { InterruptedError } from "../util/interrupt.ts";
 import type { Logger } from "../util/log.ts";
 import { load } from "./load_registry.ts";
@@ -67,6 +68,9 @@ export async function servePersisting(o: PersistOptions, tls: TlsPaths | undefin
   const copy = () =>
     load({ sources: o.sources, dataDir, mirror: o.run.listen, naming: o.naming, insecure: !tls, registriesConf: undefined, landings }, log)
       .finally(() => landings?.close());
-  // A full disk fails again after a restart: serving on in place beats a registry that restarts every few seconds.
-  return await runBuiltin(built, { ...run, during: copy, stopIfDuringFails: (e) => !causedBy(e, NoRoomError) }, log);
+  // Only a medium that stopped answering (I/O errors: the ISO went away) is worth a restart. A full disk, a corrupt blob (withheld
+  // by the in-place server anyway) or another isoload holding DIR fail the same way again: serving on in place beats a registry
+  // that restarts every few seconds and re-reads the ISO's index over virtual media each time.
+  const stop = (e: unknown) => causedBy(e, EnvironmentError) && !causedBy(e, NoRoomError);
+  return await runBuiltin(built, { ...run, during: copy, stopIfDuringFails: stop }, log);
 }
