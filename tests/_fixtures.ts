@@ -1,6 +1,6 @@
 /** Test fixtures and what is checked on them: temp dirs, the sample archive, file digests, the storage tree's soundness. */
 import { join } from "node:path";
-import { buildSampleLayout, type Fixture, tarDirectory } from "../tools/payload.ts";
+import { buildLargeLayout, buildSampleLayout, type Fixture, tarDirectory } from "../tools/payload.ts";
 import { layoutEntries, makeTar, type RawEntry } from "./_tar.ts";
 
 /** Runs `fn` with a fresh temp dir, removed afterwards. */
@@ -86,4 +86,25 @@ export async function tinyBlobsArchive(path: string, n: number): Promise<void> {
     entries.push({ name: `blobs/sha256/${(await import("node:crypto")).createHash("sha256").update(data).digest("hex")}`, data });
   }
   await Deno.writeFile(path, makeTar(entries));
+}
+
+/**
+ * Two images of `layerBytes` layers written as `DIR/bad.tar`, the first image's
+ * first layer corrupt in it (bytes near its end flipped, so the check fails only
+ * once nearly all of it was sent).
+ */
+export async function corruptLayerArchive(dir: string, layerBytes: number): Promise<{ tar: string; layout: Fixture; layer: string }> {
+  const layout = await buildLargeLayout(join(dir, "big"), 2, layerBytes);
+  const entries = await layoutEntries(layout.dir);
+  const manifest = JSON.parse(
+    new TextDecoder().decode(entries.find((e) => e.name.endsWith(layout.images[0].digest.slice(7)))!.data as Uint8Array),
+  );
+  const layer = manifest.layers[0].digest as string;
+  const i = entries.findIndex((e) => e.name.endsWith(layer.slice(7)));
+  const data = new Uint8Array(entries[i].data as Uint8Array);
+  data[data.length - 5] ^= 0xff;
+  entries[i] = { ...entries[i], data };
+  const tar = join(dir, "bad.tar");
+  await Deno.writeFile(tar, makeTar(entries));
+  return { tar, layout, layer };
 }

@@ -11,9 +11,8 @@ import { mirrorRepositoryFor } from "../src/image/reference.ts";
 import { buildLargeLayout, type Fixture, tarDirectory } from "../tools/payload.ts";
 import { waitForV2 } from "../tools/registry_process.ts";
 import { containersEnv, pullAll, skopeoPull } from "./_containers.ts";
-import { fileDigest, sampleFixture, withTempDir } from "./_fixtures.ts";
+import { corruptLayerArchive, fileDigest, sampleFixture, withTempDir } from "./_fixtures.ts";
 import { freePort, isoload, serve, type Served, spawnIsoload, tool } from "./_process.ts";
-import { layoutEntries, makeTar } from "./_tar.ts";
 
 const arch = Deno.build.arch === "aarch64" ? "arm64" : "amd64";
 const expectedPull = (img: Fixture["images"][number]) =>
@@ -271,18 +270,7 @@ Deno.test("built-in registry in place: serve --source reads no layer to start, c
       assert.equal(await served.stop(), 0);
     }
     // A large layer, corrupt in the archive: the pull fails, the blob is never served as good, the other image is fine.
-    const layout = await buildLargeLayout(join(dir, "big"), 2, 6_000_000);
-    const entries = await layoutEntries(layout.dir);
-    const manifest = JSON.parse(
-      new TextDecoder().decode(entries.find((e) => e.name.endsWith(layout.images[0].digest.slice(7)))!.data as Uint8Array),
-    );
-    const layer = manifest.layers[0].digest as string;
-    const i = entries.findIndex((e) => e.name.endsWith(layer.slice(7)));
-    const data = new Uint8Array(entries[i].data as Uint8Array);
-    data[data.length - 5] ^= 0xff;
-    entries[i] = { ...entries[i], data };
-    const bad = join(dir, "bad.tar");
-    await Deno.writeFile(bad, makeTar(entries));
+    const { tar: bad, layout, layer } = await corruptLayerArchive(dir, 6_000_000);
     const port2 = freePort();
     const s2 = await serve(["--source", bad, "--listen", `127.0.0.1:${port2}`]);
     try {

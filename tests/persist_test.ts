@@ -9,9 +9,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pullAll } from "./_containers.ts";
-import { fileDigest, sampleFixture, withTempDir } from "./_fixtures.ts";
-import { buildLargeLayout, type Fixture } from "../tools/payload.ts";
-import { layoutEntries, makeTar } from "./_tar.ts";
+import { corruptLayerArchive, sampleFixture, withTempDir } from "./_fixtures.ts";
+import type { Fixture } from "../tools/payload.ts";
 import { freePort, isoload, serve, tool } from "./_process.ts";
 
 async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
@@ -106,34 +105,14 @@ Deno.test("serve --source --persist: a data directory with no room fails the cop
 
 Deno.test("serve --source --persist: a corrupt blob stops the copy, not the registry: the rest goes on being served in place", async () => {
   await withTempDir("persist-corrupt", async (dir) => {
-    // Two images; one layer corrupt in the archive (its last bytes flipped).
-    const layout = await buildLargeLayout(join(dir, "big"), 2, 3_000_000);
-    const entries = await layoutEntries(layout.dir);
-    const manifest = JSON.parse(
-      new TextDecoder().decode(entries.find((e) => e.name.endsWith(layout.images[0].digest.slice(7)))!.data as Uint8Array),
-    );
-    const layer = manifest.layers[0].digest as string;
-    const i = entries.findIndex((e) => e.name.endsWith(layer.slice(7)));
-    const data = new Uint8Array(entries[i].data as Uint8Array);
-    data[data.length - 5] ^= 0xff;
-    entries[i] = { ...entries[i], data };
-    const bad = join(dir, "bad.tar");
-    await Deno.writeFile(bad, makeTar(entries));
+    const { tar: bad, layout, layer } = await corruptLayerArchive(dir, 3_000_000);
     const port = freePort();
     const served = await serve(["--data-dir", join(dir, "data"), "--source", bad, "--persist", "--listen", `127.0.0.1:${port}`]);
     try {
       await until("the copy's failure", () => Promise.resolve(/background load stopped/.test(served.stderr())));
       assert.match(served.stderr(), /background load stopped \(.*\); still serving from the archive in place/);
-      const other = layout.images[1];
-      const out = join(dir, "other");
-      await tool("skopeo", [
-        "copy",
-        "--quiet",
-        "--src-tls-verify=false",
-        `docker://127.0.0.1:${port}/${other.source}@${other.digest}`,
-        `dir:${out}`,
-      ]);
-      assert.equal(await fileDigest(join(out, "manifest.json")), other.digest);
+      // The other image pulls whole (skopeo, digests checked).
+      await pullEverything({ ...layout, images: [layout.images[1]] }, join(dir, "other"), port);
       const url = `http://127.0.0.1:${port}/v2/${layout.images[0].source}/blobs/${layer}`;
       await assert.rejects(async () => await (await fetch(url)).arrayBuffer(), "the corrupt blob's GET is cut before its end");
       const again = await fetch(url);
