@@ -89,6 +89,41 @@ Deno.test("load --serve: 4 clients and skopeo pull every image during the load, 
   });
 });
 
+Deno.test("load --serve: a blob the load has not reached in time is served from the archive in place, checked, not waited for", async () => {
+  await withTempDir("meanwhile", async (dir) => {
+    const plan = planRelease({ totalBytes: 480_000_000 });
+    const tar = join(dir, "release.tar");
+    const payload = await writeRelease(plan, { out: tar });
+    const port = freePort();
+    const base = `http://127.0.0.1:${port}`;
+    // No wait at all (10 s in use): every blob asked for before its copy starts takes the in-place path.
+    const run = spawnIsoload(
+      ["load", tar, "--data-dir", join(dir, "data"), "--no-registries-conf", "--serve", "--listen", `127.0.0.1:${port}`],
+      { env: { ISOLOAD_MEANWHILE_AFTER_MS: "0" } },
+    );
+    try {
+      await waitForV2(`127.0.0.1:${port}`, 60_000);
+      // The archive's last layer, asked for at once, and then every image by 2 clients: all whole and matching.
+      const lastLayer = plan.layers.length - 1;
+      const owner = plan.images.findIndex((ids) => ids.includes(lastLayer));
+      const img = payload.images[owner];
+      const manifest = await (await fetch(`${base}/v2/${img.repository}/manifests/${img.digest}`)).json();
+      const layer = manifest.layers[plan.images[owner].indexOf(lastLayer)];
+      const r = await fetch(`${base}/v2/${img.repository}/blobs/${layer.digest}`);
+      assert.equal(r.status, 200);
+      assert.equal(await fileDigestOf(r), layer.digest, "the last layer arrived whole and matching");
+      await pullEveryImage(base, payload.images, 2, { verify: true });
+    } finally {
+      try {
+        run.child.kill("SIGTERM");
+      } catch { /* it ended: its output says why */ }
+    }
+    const out = await run.output();
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stderr, /the load has not reached it after 0 s; serving it from the archive in place/);
+  });
+});
+
 /** The sha256 of a response's body, as a digest. */
 async function fileDigestOf(r: Response): Promise<string> {
   const { createHash } = await import("node:crypto");

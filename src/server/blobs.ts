@@ -5,7 +5,7 @@
  * is first served and cut off, and never served again, if it does not match.
  */
 import { isDigest, newHasher } from "../image/digest.ts";
-import type { Located, ServedContent } from "./content.ts";
+import type { GrowingBlob, Located, ServedContent } from "./content.ts";
 import { etagOf, notModified, rangeAnswer } from "./conditional.ts";
 import { API_HEADER, decodeSegment, RegistryError, type RepoRequest } from "./http.ts";
 import { hashLocated, rangeStream } from "./located_bytes.ts";
@@ -43,13 +43,35 @@ function checkedBody(content: ServedContent, l: Located, digest: string, warn?: 
   });
 }
 
+/**
+ * How long a request waits for the load to start copying a blob before it is served from the archive in place: well
+ * under the 30 s a peer (or CRI-O's client) waits for response headers. ISOLOAD_MEANWHILE_AFTER_MS changes it (tests).
+ */
+function meanwhileAfterMs(): number {
+  const text = Deno.env.get("ISOLOAD_MEANWHILE_AFTER_MS");
+  const ms = Number(text);
+  return text && Number.isFinite(ms) && ms >= 0 ? ms : 10_000;
+}
+
+/** Whether the copy neither started (for a range: finished) nor failed within meanwhileAfterMs(). */
+async function copyLate(growing: GrowingBlob, untilDone: boolean): Promise<boolean> {
+  const waited = untilDone ? growing.done.then(() => true, () => true) : copyStarted(growing).then(() => true);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), meanwhileAfterMs())));
+  try {
+    return await Promise.race([waited.then(() => false), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The blobs handler over `content`; `warn` hears of a blob that failed its check. */
 export function blobsHandler(content: ServedContent, warn?: (msg: string) => void): (r: RepoRequest) => Promise<Response> {
   const handler = async (r: RepoRequest): Promise<Response> => {
     const digest = decodeSegment(r.ref, "DIGEST_INVALID");
     if (!isDigest(digest)) throw new RegistryError(400, "DIGEST_INVALID", `invalid digest ${JSON.stringify(digest)}`);
     const known = r.repo.blobs.has(digest) || r.repo.manifests.has(digest);
-    const l = known && !content.bad.has(digest) ? await content.blobs.locate(digest) : undefined;
+    let l = known && !content.bad.has(digest) ? await content.blobs.locate(digest) : undefined;
     if (!l) throw new RegistryError(404, "BLOB_UNKNOWN", `blob unknown to registry: ${r.name}@${digest}`, { detail: { digest } });
     const etag = etagOf(digest);
     const base = {
@@ -65,6 +87,13 @@ export function blobsHandler(content: ServedContent, warn?: (msg: string) => voi
       return new Response(null, { status: 416, headers: { ...base, "Content-Range": `bytes */${l.size}` } });
     }
     if (r.head) return new Response(null, { headers: { ...base, "Content-Length": String(l.size) } });
+    const late = l.growing && l.meanwhile ? await copyLate(l.growing, range.kind === "part") : false;
+    if (late) {
+      // The load has not reached this blob in time (slow media, a large entry ahead of it): read it in place now, a second read
+      // of these bytes, rather than let the client (or a peer copying from this node) give up waiting for headers.
+      warn?.(`blob ${digest}: the load has not reached it after ${meanwhileAfterMs() / 1000} s; serving it from the archive in place`);
+      l = l.meanwhile!;
+    }
     if (l.growing) {
       // Still being copied in from a peer: a range waits for the verified copy; a whole blob follows the copy as it lands.
       const unavailable = () => new RegistryError(404, "BLOB_UNKNOWN", `blob ${digest} is not here and no peer could give it`);

@@ -119,6 +119,11 @@ export interface Located extends BlobLocation {
   verified: boolean;
   /** Set while the blob is still being copied in (from a peer): its bytes appear in a temp file as they arrive. */
   growing?: GrowingBlob;
+  /**
+   * With `growing`: the same blob in the archive in place, served instead when the copy has not reached it within
+   * the wait a client allows (a load --serve over slow media with a large entry ahead of this blob).
+   */
+  meanwhile?: Located;
 }
 
 /** A blob being written through the storage tree's writer, followed by readers as it grows. */

@@ -22,7 +22,7 @@ export function landingBlobs(store: RegistryStore, tree: BlobFinder, inPlace: Bl
       // Landed since the look above: DIR has it now.
       if (growing === "landed") return await tree.locate(digest) ?? there;
       if (!growing) return there;
-      return { file: store.blobPath(digest), offset: 0, size: there.size, verified: false, growing };
+      return { file: store.blobPath(digest), offset: 0, size: there.size, verified: false, growing, meanwhile: there };
     },
   };
 }
