@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { planRelease, writeRelease } from "../tools/release_payload.ts";
+import { planRelease, type ReleasePayload, type ReleasePlan, writeRelease } from "../tools/release_payload.ts";
 import { archiveReads, haveStrace, straceArgs, tracedChild } from "../tools/archive_reads.ts";
 import { pullEveryImage } from "../tools/pull_clients.ts";
 import { waitForV2 } from "../tools/registry_process.ts";
@@ -34,12 +34,8 @@ Deno.test("load --serve: 4 clients and skopeo pull every image during the load, 
     try {
       await waitForV2(`127.0.0.1:${port}`, 60_000);
       // The archive's last layer, asked for at once: the load reads it out of order instead of after everything else.
-      const lastLayer = plan.layers.length - 1;
-      const owner = plan.images.findIndex((ids) => ids.includes(lastLayer));
-      const img = payload.images[owner];
-      const manifest = await (await fetch(`${base}/v2/${img.repository}/manifests/${img.digest}`)).json();
-      const layer = manifest.layers[plan.images[owner].indexOf(lastLayer)];
-      const early = fetch(`${base}/v2/${img.repository}/blobs/${layer.digest}`).then(async (r) => {
+      const layer = await lastLayerUrl(base, plan, payload);
+      const early = fetch(layer.url).then(async (r) => {
         assert.equal(r.status, 200);
         return await fileDigestOf(r);
       });
@@ -104,12 +100,8 @@ Deno.test("load --serve: a blob the load has not reached in time is served from 
     try {
       await waitForV2(`127.0.0.1:${port}`, 60_000);
       // The archive's last layer, asked for at once, and then every image by 2 clients: all whole and matching.
-      const lastLayer = plan.layers.length - 1;
-      const owner = plan.images.findIndex((ids) => ids.includes(lastLayer));
-      const img = payload.images[owner];
-      const manifest = await (await fetch(`${base}/v2/${img.repository}/manifests/${img.digest}`)).json();
-      const layer = manifest.layers[plan.images[owner].indexOf(lastLayer)];
-      const r = await fetch(`${base}/v2/${img.repository}/blobs/${layer.digest}`);
+      const layer = await lastLayerUrl(base, plan, payload);
+      const r = await fetch(layer.url);
       assert.equal(r.status, 200);
       assert.equal(await fileDigestOf(r), layer.digest, "the last layer arrived whole and matching");
       await pullEveryImage(base, payload.images, 2, { verify: true });
@@ -123,6 +115,16 @@ Deno.test("load --serve: a blob the load has not reached in time is served from 
     assert.match(out.stderr, /the load has not reached it after 0 s; serving it from the archive in place/);
   });
 });
+
+/** The archive's last layer (written last): its digest and its blob URL at `base`, through the manifest of an image that has it. */
+async function lastLayerUrl(base: string, plan: ReleasePlan, payload: ReleasePayload): Promise<{ digest: string; url: string }> {
+  const lastLayer = plan.layers.length - 1;
+  const owner = plan.images.findIndex((ids) => ids.includes(lastLayer));
+  const img = payload.images[owner];
+  const manifest = await (await fetch(`${base}/v2/${img.repository}/manifests/${img.digest}`)).json();
+  const digest = manifest.layers[plan.images[owner].indexOf(lastLayer)].digest as string;
+  return { digest, url: `${base}/v2/${img.repository}/blobs/${digest}` };
+}
 
 /** The sha256 of a response's body, as a digest. */
 async function fileDigestOf(r: Response): Promise<string> {
