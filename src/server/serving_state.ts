@@ -6,8 +6,13 @@
  * last). A file whose process is gone (killed with SIGKILL, a power cut) is
  * read as not serving: the pid and its start time must both still match (where
  * /proc can be read; elsewhere, the lock a serve holds on the file must be held).
+ * A serve that copies into DIR in the background records how the copy went
+ * by replacing the file (temp, fsync, lock, rename): the new file is locked
+ * before it takes the name, so it never reads as a dead serve's, nor half-written.
  */
-import { atomicWrite, readTextIfExists } from "../util/atomic_write.ts";
+import { dirname } from "node:path";
+import { atomicWrite, readTextIfExists, syncDir, tempPathFor, writeAll } from "../util/atomic_write.ts";
+import { wrapFsError } from "../util/errors.ts";
 import type { DataDirPaths } from "../store/paths.ts";
 import { tryLock } from "../store/lock.ts";
 import type { ImageBlobs } from "../image/image_blobs.ts";
@@ -22,6 +27,20 @@ export interface ServingOrigin {
   peers?: string[];
   /** Whether what DIR lacks is being copied into it in the background (load --serve, serve --peer's fill). */
   filling?: boolean;
+}
+
+/**
+ * How the background copy into DIR (load --serve, serve --persist, serve --peer's fill) went, as the serve last
+ * recorded it: `copying` until it ends, then `complete` (every blob served from DIR) or `stopped` with why.
+ */
+export interface CopyProgress {
+  state: "copying" | "stopped" | "complete";
+  /** When the copy entered this state. */
+  at: string;
+  /** Why it stopped, in one line. */
+  error?: string;
+  /** How the serve goes on after the copy stopped ("from the archive in place"); absent when the serve stops too. */
+  stillServing?: string;
 }
 
 /** The state file. */
@@ -39,6 +58,8 @@ export interface ServingState {
   origin?: ServingOrigin;
   /** Every image served and the blobs it needs, so status can say how much DIR holds. */
   wants?: ImageBlobs;
+  /** The background copy into DIR, when the serve makes one (absent in files older serves wrote). */
+  copy?: CopyProgress;
   /** The serving isoload process, and when it started serving. */
   pid: number;
   /** The process's start time in clock ticks since boot (/proc/PID/stat field 22), so a reused pid is not taken for it. */
@@ -82,9 +103,33 @@ async function lockedByServer(path: string): Promise<boolean> {
   }
 }
 
-/** A published state; `withdraw()` (idempotent) turns it into the last-served record on exit. */
+/**
+ * A published state. `update()` replaces what may change while serving (the copy's progress); `withdraw()`
+ * (idempotent) turns it into the last-served record on exit. Neither touches a file another serve of DIR wrote since.
+ */
 export interface Published {
+  update(change: Pick<ServingState, "copy">): Promise<void>;
   withdraw(): Promise<void>;
+}
+
+/** Writes `text` to a temp file beside `path`, locked, then renames it over `path`; returns the new file, lock held. */
+async function replaceLocked(path: string, text: string): Promise<Deno.FsFile> {
+  const tmp = tempPathFor(path);
+  let file: Deno.FsFile | undefined;
+  try {
+    file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
+    await writeAll(file, new TextEncoder().encode(text));
+    await file.sync();
+    // flock belongs to the file, not its name: locked before the rename, serving.json is never seen unlocked while we run.
+    await file.lock(true);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    file?.close();
+    await Deno.remove(tmp).catch(() => {});
+    throw wrapFsError(`write ${path}`, e);
+  }
+  await syncDir(dirname(path));
+  return file;
 }
 
 /** Publishes what this process serves in DIR. */
@@ -92,30 +137,47 @@ export async function publishServing(
   paths: DataDirPaths,
   state: Omit<ServingState, "version" | "pid" | "pidStart" | "started">,
 ): Promise<Published> {
-  const full: ServingState = {
+  let full: ServingState = {
     version: 1,
     ...state,
     pid: Deno.pid,
     pidStart: await processStart(Deno.pid),
     started: new Date().toISOString(),
   };
-  const text = JSON.stringify(full, null, 2) + "\n";
+  let text = JSON.stringify(full, null, 2) + "\n";
   await atomicWrite(paths.serving, text, { skipIfSame: false });
   // Held while this process runs: how a reader without access to /proc tells a live serve from a killed one.
-  const held = await Deno.open(paths.serving, { read: true });
+  let held = await Deno.open(paths.serving, { read: true });
   await held.lock(true);
-  let withdrawn = false;
+  let withdrawal: Promise<void> | undefined;
+  let closed = false;
+  // Another serve of the same DIR may have replaced the file since: only our own is rewritten or moved.
+  const ours = async () => (await readTextIfExists(paths.serving).catch(() => undefined)) === text;
+  // One change at a time, and the withdrawal after the last.
+  let pending = Promise.resolve();
   return {
-    async withdraw() {
-      if (withdrawn) return;
-      withdrawn = true;
-      try {
-        // Another serve of the same DIR may have replaced the file since: only our own is moved.
-        if ((await readTextIfExists(paths.serving).catch(() => undefined)) !== text) return;
-        await Deno.rename(paths.serving, paths.served).catch(() => {});
-      } finally {
+    update(change) {
+      const next = pending.then(async () => {
+        if (closed || !await ours()) return;
+        const nextState = { ...full, ...change };
+        const nextText = JSON.stringify(nextState, null, 2) + "\n";
+        const file = await replaceLocked(paths.serving, nextText);
         held.close();
-      }
+        [held, text, full] = [file, nextText, nextState];
+      });
+      pending = next.catch(() => {});
+      return next;
+    },
+    withdraw() {
+      return withdrawal ??= pending.then(async () => {
+        closed = true;
+        try {
+          if (!await ours()) return;
+          await Deno.rename(paths.serving, paths.served).catch(() => {});
+        } finally {
+          held.close();
+        }
+      });
     },
   };
 }

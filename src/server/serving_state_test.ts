@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { dirname } from "node:path";
 import { dataDirPaths } from "../store/paths.ts";
 import { publishServing, readServing } from "./serving_state.ts";
 
@@ -39,14 +40,53 @@ Deno.test("readServing() takes a state file whose process is gone, or whose pid 
   }
 });
 
-Deno.test("withdraw() leaves alone a state file another serve of the same DIR wrote since", async () => {
+Deno.test("update() and withdraw() leave alone a state file another serve of the same DIR wrote since", async () => {
   const dir = await Deno.makeTempDir({ prefix: "serving-state" });
   try {
     const paths = dataDirPaths(dir);
     const first = await publishServing(paths, STATE);
     await publishServing(paths, { ...STATE, listen: "127.0.0.1:6000" });
+    await first.update({ copy: { state: "complete", at: "t" } });
+    assert.equal((await readServing(paths))?.copy, undefined);
     await first.withdraw();
     assert.equal((await readServing(paths))?.listen, "127.0.0.1:6000");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Whether another process (flock(1), as a reader without /proc would) finds `path` locked. */
+async function lockedElsewhere(path: string): Promise<boolean> {
+  const r = await new Deno.Command("flock", { args: ["--nonblock", "--shared", path, "true"] }).output();
+  return r.code !== 0;
+}
+
+Deno.test("update() replaces the state whole, still locked; withdraw() moves the updated one", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "serving-state" });
+  try {
+    const paths = dataDirPaths(dir);
+    const published = await publishServing(paths, { ...STATE, copy: { state: "copying", at: "t0" } });
+    assert.equal(await lockedElsewhere(paths.serving), true);
+    const before = await readServing(paths);
+    await published.update({
+      copy: { state: "stopped", at: "t1", error: "Cannot load: no room", stillServing: "from the archive in place" },
+    });
+    const after = await readServing(paths);
+    assert.deepEqual(after?.copy, { state: "stopped", at: "t1", error: "Cannot load: no room", stillServing: "from the archive in place" });
+    assert.deepEqual([after?.pid, after?.pidStart, after?.started, after?.running], [before?.pid, before?.pidStart, before?.started, true]);
+    // The new file took the lock with it, and no temp file is left beside it.
+    assert.equal(await lockedElsewhere(paths.serving), true);
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(dirname(paths.serving)))).map((e) => e.name).filter((n) => n.includes("serving")),
+      [
+        "serving.json",
+      ],
+    );
+    await Promise.all([published.update({ copy: { state: "complete", at: "t2" } }), published.withdraw()]);
+    assert.equal(await Deno.stat(paths.serving).catch(() => undefined), undefined);
+    const last = await readServing(paths);
+    assert.deepEqual([last?.running, last?.copy], [false, { state: "complete", at: "t2" }]);
+    assert.equal(await lockedElsewhere(paths.served), false, "the lock goes when the serve does");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
