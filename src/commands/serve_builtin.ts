@@ -28,7 +28,7 @@ import { openSources } from "../archive/source.ts";
 import { ensureServerCert, readTlsDir, type TlsPaths, tlsPaths } from "../server/tls.ts";
 import { type Published, publishServing } from "../server/serving_state.ts";
 import { dataDirPaths } from "../store/paths.ts";
-import type { ServingOrigin } from "../server/serving_state.ts";
+import type { CopyProgress, ServingOrigin } from "../server/serving_state.ts";
 import { type ImageBlobs, imageBlobs } from "../image/image_blobs.ts";
 
 /** What the built-in server is to serve, and what it was built from (for the ready line). */
@@ -212,6 +212,8 @@ export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions,
         from: built.from,
         ...(built.origin ? { origin: built.origin } : {}),
         ...(built.wants ? { wants: built.wants } : {}),
+        // Copying from the start (it begins once the registry answers): a serve that dies before then reads as interrupted.
+        ...(opts.during ? { copy: { state: "copying", at: new Date().toISOString() } } : {}),
       });
     }
     const manifests = expectedManifests(built.images);
@@ -233,16 +235,29 @@ export async function runBuiltin(built: BuiltinContent, opts: BuiltinRunOptions,
       await sdNotify(`READY=1\nSTATUS=Serving ${built.images.length} images on ${opts.listen}`);
     }
     let code: number = ExitCode.ok;
+    // status reads the copy's outcome from the state file: a serve whose copy stopped must not read as still copying.
+    const record = async (copy: Omit<CopyProgress, "at">) => {
+      await published?.update({ copy: { ...copy, at: new Date().toISOString() } }).catch((e) =>
+        log.warn(`cannot record the background load's outcome for isoload status (${describeError(e)})`)
+      );
+    };
     const background = opts.during?.().then(
-      () => log.info("The background load finished: every blob is now served from its verified copy in the data directory"),
-      (e) => {
+      async () => {
+        log.info("The background load finished: every blob is now served from its verified copy in the data directory");
+        await record({ state: "complete" });
+      },
+      async (e) => {
         code = e instanceof IsoloadError ? e.exitCode : ExitCode.internal;
+        const error = describeError(e);
         if (opts.stopIfDuringFails?.(e)) {
-          log.warn(`the background load stopped (${describeError(e)}): stopping, so that a restart serves from what is left`);
+          log.warn(`the background load stopped (${error}): stopping, so that a restart serves from what is left`);
+          await record({ state: "stopped", error });
           stopForFailure("the background load's failure");
           return;
         }
-        log.warn(`the background load stopped (${describeError(e)}); still serving ${opts.duringFallback ?? "from the archive in place"}`);
+        const fallback = opts.duringFallback ?? "from the archive in place";
+        log.warn(`the background load stopped (${error}); still serving ${fallback}`);
+        await record({ state: "stopped", error, stillServing: fallback });
       },
     );
     const sig = await stopped;

@@ -8,7 +8,7 @@ import { ExitCode, InputError } from "../util/errors.ts";
 import { type Command, printOut, required } from "./_command.ts";
 import { formatBytes } from "../util/log.ts";
 import { lockHolder } from "../store/lock.ts";
-import { readServing, type ServingOrigin, type ServingState } from "../server/serving_state.ts";
+import { type CopyProgress, readServing, type ServingOrigin, type ServingState } from "../server/serving_state.ts";
 import { blobFile, dataDirPaths } from "../store/paths.ts";
 import type { ImageBlobs } from "../image/image_blobs.ts";
 import { readRecords, type Records } from "../store/records.ts";
@@ -42,6 +42,8 @@ export interface StatusReport {
       answering: boolean;
       /** Where the images come from: DIR, the ISO's archive in place, peers (absent for an external registry). */
       origin?: ServingOrigin;
+      /** How the serve's background copy into DIR went (when it makes one): `interrupted` when the serve stopped mid-copy. */
+      copy?: CopyStatus;
     };
     /** How much of what the serve serves (or last served) is in DIR's tree now: blobs, bytes, whole images. */
     local?: LocalShare;
@@ -54,6 +56,16 @@ export interface StatusReport {
   };
   /** A load (or verify) holding DIR right now, as its lock file says. */
   busy?: string;
+}
+
+/** The background copy as status reports it: as recorded, or `interrupted` when its serve is gone mid-copy. */
+export type CopyStatus = Omit<CopyProgress, "state"> & { state: CopyProgress["state"] | "interrupted" };
+
+/** The copy's state as it stands: a serve that is gone copies nothing, and serves nothing meanwhile. */
+function copyNow(copy: CopyProgress, running: boolean): CopyStatus {
+  if (running) return copy;
+  const { stillServing: _, ...rest } = copy;
+  return copy.state === "copying" ? { ...rest, state: "interrupted" } : rest;
 }
 
 /** What of the served images DIR holds. */
@@ -106,6 +118,7 @@ async function serving(dataDir: string): Promise<NonNullable<StatusReport["regis
     started: s.started,
     running: s.running,
     ...(s.origin ? { origin: s.origin } : {}),
+    ...(s.copy ? { copy: copyNow(s.copy, s.running) } : {}),
   };
   // A stopped serve's port may be someone else's now: only a running one is asked.
   if (!s.running) return { ...about, answering: false };
@@ -163,20 +176,52 @@ export async function status(dir: string): Promise<StatusReport> {
   return report;
 }
 
-function describeServing(s: NonNullable<StatusReport["registry"]>["serving"]): string {
+type Serving = NonNullable<StatusReport["registry"]>["serving"];
+
+/** Whether the running serve copies into DIR now (a file without `copy`, from an older serve, says only that it would). */
+function copyingNow(s: Serving): boolean {
+  return !!s?.running && !!s.origin?.filling && (s.copy === undefined || s.copy.state === "copying");
+}
+
+/** The background copy's line: still copying, stopped and why (and what is served meanwhile), or complete. */
+function describeCopy(c: CopyStatus, running: boolean): string {
+  switch (c.state === "copying" && !running ? "interrupted" : c.state) {
+    case "copying":
+      return `copying in the background (since ${c.at})`;
+    case "complete":
+      return `complete (${c.at}): every blob is served from this node's disk`;
+    case "interrupted":
+      return `interrupted: the serve stopped before the copy finished (copying since ${c.at})`;
+    case "stopped":
+      if (!running) return `stopped (${c.at}): ${c.error}`;
+      return `STOPPED (${c.at}): ${c.error}; ${c.stillServing ? `still serving ${c.stillServing} meanwhile` : "the serve is stopping"}`;
+  }
+}
+
+function describeServing(s: Serving): string {
   if (!s) return "never served";
   const how = `${s.server === "builtin" ? "built-in" : s.server}, listening on ${s.listen}${s.tls ? ", TLS" : ""}`;
   if (!s.running) return `not serving (last served at ${s.url}, ${how}, since ${s.started})`;
   return `${s.answering ? "serving" : "not answering"} at ${s.url} (${how}, pid ${s.pid}, since ${s.started})`;
 }
 
-/** Where the images come from, in the order the serve looks. */
-function describeOrigin(o: ServingOrigin): string {
+/** Where the images come from, in the order the serve looks, and whether they are being (or have been) copied to the disk. */
+function describeOrigin(s: NonNullable<Serving>): string {
+  const o = s.origin!;
+  const copy = copyingNow(s) ? "copying" : s.copy?.state === "complete" ? "complete" : undefined;
   const from: string[] = [];
   if (o.dataDir) from.push(`this node's disk (${o.dataDir})`);
-  if (o.inPlace?.length) from.push(`the archive in place (${o.inPlace.join(" ")}${o.filling ? ", being copied to the disk" : ""})`);
+  if (o.inPlace?.length) {
+    const note = copy === "copying" ? ", being copied to the disk" : copy === "complete" ? ", copied to the disk" : "";
+    from.push(`the archive in place (${o.inPlace.join(" ")}${note})`);
+  }
   if (o.peers?.length) {
-    from.push(`peers ${o.peers.join(", ")}${o.filling ? " (copied to the disk as asked and in the background)" : " (as asked)"}`);
+    const note = copy === "copying"
+      ? "copied to the disk as asked and in the background"
+      : copy === "complete"
+      ? "copied to the disk"
+      : "as asked";
+    from.push(`peers ${o.peers.join(", ")} (${note})`);
   }
   return from.join(", then ") || "-";
 }
@@ -197,8 +242,10 @@ export function renderStatus(r: StatusReport): string {
       `Registry tree:  ${
         g.complete
           ? "complete"
-          : g.serving?.running && g.serving.origin?.filling
+          : copyingNow(g.serving)
           ? "being filled by the running serve"
+          : g.serving?.running && g.serving.copy?.state === "stopped"
+          ? "UNFINISHED (the running serve's copy into it stopped: see Disk copy)"
           : "UNFINISHED (run isoload load again)"
       }: ${g.images} images, ${g.blobs} blobs, ${formatBytes(g.bytes)}`,
       `Loaded from:    ${g.sources.join(", ") || "-"}`,
@@ -209,7 +256,8 @@ export function renderStatus(r: StatusReport): string {
       }`,
       `Registry:       ${describeServing(g.serving)}`,
     );
-    if (g.serving?.origin) lines.push(`Images from:    ${describeOrigin(g.serving.origin)}`);
+    if (g.serving?.origin) lines.push(`Images from:    ${describeOrigin(g.serving)}`);
+    if (g.serving?.copy) lines.push(`Disk copy:      ${describeCopy(g.serving.copy, g.serving.running)}`);
     if (g.local) lines.push(`On this disk:   ${describeLocal(g.local)}`);
     if (g.files?.mirror) lines.push(`Mirror address: ${g.files.mirror}`);
     if (g.files?.registriesConf) lines.push(`Wrote:          ${g.files.registriesConf}`);
@@ -244,7 +292,8 @@ export const statusCommand: Command<StatusCliOptions> = {
     "address, and the registries.conf, CA and pinned-images files isoload wrote. Changes nothing.\n" +
     "What is served comes from DIR/isoload/serving.json, which every serve of DIR (built-in, external, load --serve)\n" +
     "writes while it runs; serve --source without --data-dir writes none and is not seen here. For the built-in\n" +
-    "server it also says where the images come from (this node's disk, the ISO's archive in place, which peers) and\n" +
+    "server it also says where the images come from (this node's disk, the ISO's archive in place, which peers),\n" +
+    "how its background copy into DIR goes (copying, stopped and why while serving goes on, or complete), and\n" +
     "how much of what is served is on the disk now: blobs and bytes in DIR against the total, and whole images.",
   options: {
     "data-dir": { type: "string", arg: "DIR", help: "A data directory isoload loaded." },
