@@ -117,7 +117,7 @@ Deno.test("serve --source --persist: serves the ISO in place, keeps it on disk, 
   });
 });
 
-Deno.test("serve --source --persist: a data directory with no room fails the copy, and the ISO goes on being served in place", async () => {
+Deno.test("serve --source --persist: a data directory with no room (or in RAM) fails the copy, and the ISO goes on being served in place", async () => {
   const { fixture, tar } = await sampleFixture();
   await withTempDir("persist-full", async (dir) => {
     const disk = join(dir, "disk");
@@ -132,7 +132,7 @@ Deno.test("serve --source --persist: a data directory with no room fails the cop
         await until("the copy's failure", () => Promise.resolve(/background load stopped/.test(served.stderr())));
         assert.match(served.stderr(), /background load stopped \(Cannot .*\); still serving from the archive in place/);
         await pullEverything(fixture, join(dir, "pulls"), port);
-        await assertCopyStopped(data, /^Cannot .*(room|space)/i, "from the archive in place");
+        await assertCopyStopped(data, /^Cannot load .* it needs about .* has .* free/, "from the archive in place");
       } finally {
         assert.equal(await served.stop(), 5, "the copy's failure is the exit code once stopped: " + served.stderr());
       }
@@ -141,6 +141,24 @@ Deno.test("serve --source --persist: a data directory with no room fails the cop
       assert.match((await isoload(["status", "--data-dir", data])).stdout, /^Disk copy: +stopped \(.*\): Cannot .*$/m);
     } finally {
       await tool("umount", [disk]);
+    }
+
+    // A RAM-backed DIR (the live ISO's /var) with room to spare is refused too, before any write, and says so.
+    const ram = join(dir, "ram");
+    await Deno.mkdir(ram);
+    await tool("mount", ["-t", "tmpfs", "tmpfs", ram]);
+    try {
+      const port = freePort();
+      const data = join(ram, "data");
+      const env = { ISOLOAD_TEST_MEMAVAILABLE: String(4_000_000) };
+      const served = await serve(["--data-dir", data, "--source", tar, "--persist", "--listen", `127.0.0.1:${port}`], { env });
+      try {
+        await assertCopyStopped(data, /^Cannot load .* into a tmpfs \(RAM\)/, "from the archive in place");
+      } finally {
+        assert.equal(await served.stop(), 5, served.stderr());
+      }
+    } finally {
+      await tool("umount", [ram]);
     }
   });
 });
