@@ -111,22 +111,43 @@ export class GetPool {
     }
   }
 
-  /** One read with the idle timer: a peer silent for `idleMs` has its connection closed (GetError). */
+  /** Reads under way, each with when it began: the watchdog closes the connection of one that waited `idleMs`. */
+  readonly #reads = new Set<{ conn: Deno.Conn; since: number; silent: boolean }>();
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+
+  /**
+   * One read with the idle timer: a peer silent for `idleMs` has its connection closed (GetError). One
+   * watchdog interval for every read, not a timer set and cleared per read: a replication makes ~5,000 reads a GB.
+   */
   async #read(conn: Deno.Conn, dst: Uint8Array): Promise<number | null> {
-    let silent = false;
-    const timer = setTimeout(() => {
-      silent = true;
-      try {
-        conn.close();
-      } catch { /* closed */ }
-    }, this.idleMs);
+    const r = { conn, since: performance.now(), silent: false };
+    this.#reads.add(r);
+    this.#watch();
     try {
       return await conn.read(dst);
     } catch (e) {
-      throw new GetError(silent ? "it stopped sending" : describe(e), { cause: e });
+      throw new GetError(r.silent ? "it stopped sending" : describe(e), { cause: e });
     } finally {
-      clearTimeout(timer);
+      this.#reads.delete(r);
     }
+  }
+
+  /** Starts the watchdog, checking every quarter of the idle time while reads are under way (it holds no process open). */
+  #watch(): void {
+    if (this.#watchdog !== undefined) return;
+    const id = this.#watchdog = setInterval(() => {
+      const now = performance.now();
+      for (const r of this.#reads) {
+        if (now - r.since < this.idleMs) continue;
+        r.silent = true;
+        closeQuietly(r.conn);
+      }
+      if (this.#reads.size === 0) {
+        clearInterval(id);
+        this.#watchdog = undefined;
+      }
+    }, Math.max(5, this.idleMs / 4));
+    Deno.unrefTimer(id as unknown as number);
   }
 
   async #exchange(conn: Deno.Conn, request: Uint8Array): Promise<GetResponse> {

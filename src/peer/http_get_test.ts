@@ -124,6 +124,24 @@ Deno.test("GetPool: a body cut short and a peer gone silent are GetErrors", asyn
   }
 });
 
+Deno.test("GetPool: a body that keeps coming, slower than the idle time in all, is read whole", async () => {
+  // Ten pieces 100 ms apart: a second in all against a 300 ms idle time, but no read waits that long.
+  const srv = rawServer(async (_path, conn) => {
+    await writeAll(conn, enc("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n"));
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      await writeAll(conn, enc(String(i)));
+    }
+  });
+  const pool = new GetPool(srv.url, undefined, 300);
+  try {
+    assert.equal(await readBody(await pool.get("/slow"), 100), "0123456789");
+  } finally {
+    pool.close();
+    await srv.close();
+  }
+});
+
 Deno.test("GetPool: a peer that accepts but never finishes the TLS handshake is a GetError within the idle time", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: Deno.Conn[] = [];
