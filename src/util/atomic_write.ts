@@ -19,6 +19,21 @@ export async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<voi
   while (off < data.length) off += await file.write(data.subarray(off));
 }
 
+/**
+ * Bytes per write(2) of {@link writeAllSync}: on this kernel and VM, writes of 4 MiB cost the page cache 1.5-2x the
+ * system time of the same bytes in 1 MiB writes (a 1 GB load to ext4: 1.4-2.1 s against 1.9-3.0 s, alternated).
+ */
+const WRITE_SLICE = 1 << 20;
+
+/**
+ * Writes all of `data` to `file` on this thread, in pieces of at most 1 MiB. For the copy loops: a synchronous
+ * write skips the hop to an I/O thread (which cost a replication 11% more CPU), while an async read started
+ * before it runs on meanwhile; it blocks the event loop for the copy into the page cache.
+ */
+export function writeAllSync(file: Deno.FsFile, data: Uint8Array): void {
+  for (let at = 0; at < data.length;) at += file.writeSync(data.subarray(at, Math.min(data.length, at + WRITE_SLICE)));
+}
+
 /** A temp name beside `path`, hidden and unique to this process. */
 export function tempPathFor(path: string): string {
   const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
