@@ -174,15 +174,21 @@ export async function copyBlobs(
       skipped.bytes += b.size;
     } else todo.push(b);
   }
-  // Largest first: the long copies start early and the small ones fill the gaps at the end.
+  // Largest first, each followed by one of the smallest: the long copies start early, and the ~700 small blobs of a
+  // release (round trips, file creations, not bytes) overlap them instead of making a slow tail of their own.
   todo.sort((a, b) => b.size - a.size);
+  const order: NeededBlob[] = [];
+  for (let lo = 0, hi = todo.length - 1; lo <= hi; lo++, hi--) {
+    order.push(todo[lo]);
+    if (hi > lo) order.push(todo[hi]);
+  }
   // A blob no peer could give stops the rest (they would fail the same way, each after its retries).
   let stop: unknown;
   const landing: Promise<void>[] = [];
   store.start(true);
   let completed = false;
   try {
-    await runPool(todo, jobs, async (b) => {
+    await runPool(order, jobs, async (b) => {
       if (stop) throw stop;
       const flight = fetcher.blob(b, b.size);
       landing.push(flight.done);
