@@ -1,9 +1,11 @@
 /** What the benchmarks share: GNU time around a command, medians, fresh directories. */
 import { join } from "node:path";
 
-/** Wall seconds and peak RSS (of the process, or of its largest child) of one run. */
+/** Wall seconds, CPU seconds (user + system, the process and its children) and peak RSS (of the process, or of its largest child) of one run. */
 export interface Measure {
   wallS: number;
+  cpuS: number;
+  userS: number;
   maxRssKb: number;
 }
 
@@ -15,22 +17,23 @@ export class Bench {
   async timed(cmd: string, argv: string[], env?: Record<string, string>): Promise<Measure> {
     const tf = join(this.work, "time.txt");
     const out = await new Deno.Command("/usr/bin/time", {
-      args: ["-f", "%e %M", "-o", tf, cmd, ...argv],
+      args: ["-f", "%e %M %U %S", "-o", tf, cmd, ...argv],
       env,
       stdout: "null",
       stderr: "piped",
     }).output();
     if (!out.success) throw new Error(`${cmd} ${argv.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
-    const [wall, rss] = (await Deno.readTextFile(tf)).trim().split("\n").at(-1)!.split(" ").map(Number);
-    return { wallS: wall, maxRssKb: rss };
+    const [wall, rss, user, sys] = (await Deno.readTextFile(tf)).trim().split("\n").at(-1)!.split(" ").map(Number);
+    return { wallS: wall, cpuS: user + sys, userS: user, maxRssKb: rss };
   }
 
-  /** Median wall time of `runs` runs (each after `prepare`, which returns the argv), and the largest peak RSS. */
+  /** Median wall time (and its run's CPU time) of `runs` runs (each after `prepare`, which returns the argv), and the largest peak RSS. */
   async median(prepare: () => Promise<string[]>, cmd: string, env?: Record<string, string>): Promise<Measure> {
     const ms: Measure[] = [];
     for (let i = 0; i < this.runs; i++) ms.push(await this.timed(cmd, await prepare(), env));
     ms.sort((a, b) => a.wallS - b.wallS);
-    return { wallS: ms[Math.floor(this.runs / 2)].wallS, maxRssKb: Math.max(...ms.map((m) => m.maxRssKb)) };
+    const mid = ms[Math.floor(this.runs / 2)];
+    return { ...mid, maxRssKb: Math.max(...ms.map((m) => m.maxRssKb)) };
   }
 
   /** An empty directory `name` under the work dir. */
