@@ -149,6 +149,7 @@ export async function publishServing(
   // Held while this process runs: how a reader without access to /proc tells a live serve from a killed one.
   let held = await Deno.open(paths.serving, { read: true });
   await held.lock(true);
+  const retired: Deno.FsFile[] = [];
   let withdrawal: Promise<void> | undefined;
   let closed = false;
   // Another serve of the same DIR may have replaced the file since: only our own is rewritten or moved.
@@ -162,7 +163,9 @@ export async function publishServing(
         const nextState = { ...full, ...change };
         const nextText = JSON.stringify(nextState, null, 2) + "\n";
         const file = await replaceLocked(paths.serving, nextText);
-        held.close();
+        // The replaced file stays open and locked until withdraw(): a reader that opened it just before the rename
+        // waits on its lock, and must not get it (it would take a live serve for dead). A serve updates a few times.
+        retired.push(held);
         [held, text, full] = [file, nextText, nextState];
       });
       pending = next.catch(() => {});
@@ -175,7 +178,7 @@ export async function publishServing(
           if (!await ours()) return;
           await Deno.rename(paths.serving, paths.served).catch(() => {});
         } finally {
-          held.close();
+          for (const f of [...retired.splice(0), held]) f.close();
         }
       });
     },

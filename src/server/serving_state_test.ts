@@ -91,3 +91,22 @@ Deno.test("update() replaces the state whole, still locked; withdraw() moves the
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("update() keeps the replaced file locked until withdraw(): a reader that opened it just before is not told the serve is gone", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "serving-state" });
+  try {
+    const paths = dataDirPaths(dir);
+    const published = await publishServing(paths, { ...STATE, copy: { state: "copying", at: "t0" } });
+    // A second name for the file as it is now: what a reader that opened it just before the rename holds.
+    const opened = `${dir}/opened-before.json`;
+    await Deno.link(paths.serving, opened);
+    await published.update({ copy: { state: "complete", at: "t1" } });
+    await published.update({ copy: { state: "complete", at: "t2" } });
+    assert.equal(await lockedElsewhere(opened), true, "the replaced file is still locked while the serve runs");
+    assert.equal(await lockedElsewhere(paths.serving), true);
+    await published.withdraw();
+    assert.equal(await lockedElsewhere(opened), false, "and let go once it stops");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
