@@ -91,6 +91,8 @@ async function passFromArchive(source: Source, store: RegistryStore, opts: LoadO
   log.info(`Loading ${source.path} (${source.container}, ${formatBytes(source.size)}) into ${dataDir}`);
   const progress = byteProgress(log, "load", source.size);
   store.landings = opts.landings;
+  // load --serve (and serve --persist's copy): the registry answers on this thread meanwhile.
+  store.servesMeanwhile = opts.landings !== undefined;
   const pass = await ingest(source, store, {
     progress: (pos, what) => progress(pos, what),
     signal,

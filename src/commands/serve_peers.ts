@@ -63,6 +63,8 @@ async function listWithin(peers: Peer[], timeoutMs: number, log: Logger): Promis
 export async function servingWithPeers(dir: string, opts: ServePeersOptions, log: Logger): Promise<PeerServing> {
   const dataDir = resolve(dir);
   const store = new RegistryStore(dataDir);
+  // The copies from peers run beside the registry's answers on this thread.
+  store.servesMeanwhile = true;
   const lock = await lockDataDir(store.paths, `serve ${dataDir} with peers`);
   const interrupts = watchInterrupts();
   const peers: Peer[] = [];

@@ -40,6 +40,16 @@ const BUFFERS = 6;
 const BUFFER_BYTES = 4 << 20;
 /** Blobs up to this size are hashed on this thread. */
 const INLINE_HASH_BYTES = 1 << 20;
+/** Reused buffers kept for later copies, at most (more at once are left to the garbage collector). */
+const KEPT_BUFFERS = 8;
+/** Blobs up to this size (manifests, configs) are read into a buffer of their own size. */
+const EXACT_BYTES = 64 << 10;
+
+/** Keeps `buf` for a later copy unless enough are kept already. */
+function keep(list: Uint8Array[], buf: Uint8Array): void {
+  if (list.length < KEPT_BUFFERS) list.push(buf);
+}
+
 /** A fetched blob is written as each read of up to this much arrives, while the bytes are still in the CPU's cache. */
 const FETCH_CHUNK = 256 << 10;
 /** The worker reads a written temp file back in pieces of this size to hash it. */
@@ -90,9 +100,15 @@ export class RegistryStore {
   landings?: Landings;
   #wrote = false;
   #hashing: Hashing | undefined;
-  /** Buffers of {@link RegistryStore.putFetched}'s copies, reused from blob to blob. */
+  /** Buffers of {@link RegistryStore.putFetched}'s copies, reused from blob to blob (a few kept, not one per copy ever at once). */
   readonly #fetchBuffers: Uint8Array[] = [];
   readonly #smallBuffers: Uint8Array[] = [];
+  /**
+   * A server answers on this thread while the store writes (`load --serve`, `serve --peer`, `serve --persist`): blobs
+   * are then written through an I/O thread, so a write the kernel throttles (a slow disk, many dirty pages) holds the
+   * copy and not every client. Otherwise on this thread ({@link writeAllSync}).
+   */
+  servesMeanwhile = false;
   /** Verified blobs in tmp/ waiting for their batch to be made durable and renamed. */
   #pending: { tmp: string; digest: string }[] = [];
   /** Digests verified in this pass and not yet renamed into place, with whoever waits for them to land. */
@@ -237,16 +253,17 @@ export class RegistryStore {
       let written = 0;
       let got = "";
       if (size <= INLINE_HASH_BYTES) {
-        // Reused, as the large blobs' buffers are: a release's ~700 small blobs come last, and a fresh buffer each
-        // piled up ~40-80 MB of garbage at the end of an 8 GB replication.
-        const whole = this.#smallBuffers.pop() ?? new Uint8Array(INLINE_HASH_BYTES);
+        // Reused above 64 KiB, as the large blobs' buffers are: a release's ~700 small blobs come last, and a fresh
+        // buffer each piled up ~40-80 MB of garbage at the end of an 8 GB replication. Manifests take their own size.
+        const whole = size <= EXACT_BYTES ? new Uint8Array(size) : this.#smallBuffers.pop() ?? new Uint8Array(INLINE_HASH_BYTES);
         try {
           const buf = whole.subarray(0, size);
           for (let n; written < size && (n = await bytes.read(buf.subarray(written))) > 0;) written += n;
-          Deno.writeFileSync(tmp, buf.subarray(0, written));
+          if (this.servesMeanwhile) await Deno.writeFile(tmp, buf.subarray(0, written));
+          else Deno.writeFileSync(tmp, buf.subarray(0, written));
           got = newHasher().update(buf.subarray(0, written)).digest();
         } finally {
-          this.#smallBuffers.push(whole);
+          if (whole.length === INLINE_HASH_BYTES) keep(this.#smallBuffers, whole);
         }
       } else {
         const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
@@ -255,12 +272,12 @@ export class RegistryStore {
         try {
           for (let n; (n = await bytes.read(buf)) > 0;) {
             // Written at once, while the bytes are in this CPU's cache (see writeAllSync).
-            writeAllSync(file, buf.subarray(0, n));
+            await this.#write(file, buf.subarray(0, n));
             written += n;
           }
         } finally {
           file.close();
-          this.#fetchBuffers.push(buf);
+          keep(this.#fetchBuffers, buf);
         }
         if (written === size) got = (await (this.#hashing ??= new Hashing()).worker.hashFile(tmp, HASH_FILE_CHUNK)).digest;
       }
@@ -380,6 +397,12 @@ export class RegistryStore {
     }
   }
 
+  /** Writes a piece of a blob: on this thread, or through an I/O thread while a server shares this one. */
+  #write(file: Deno.FsFile, data: Uint8Array): Promise<void> | void {
+    if (this.servesMeanwhile) return writeAll(file, data);
+    writeAllSync(file, data);
+  }
+
   /** A small blob: read whole into a buffer of the pool, hashed here, written in one call. */
   async #copySmall(tmp: string, bytes: BlobBytes, size: number, name: string): Promise<{ written: number; digest: string }> {
     const hashing = this.#hashing ??= new Hashing();
@@ -389,7 +412,8 @@ export class RegistryStore {
       let written = 0;
       for (let n; written < size && (n = await bytes.read(view.subarray(written))) > 0;) written += n;
       // One byte more than the entry claims would be a source bug, not data: sources stop at the entry's size.
-      Deno.writeFileSync(tmp, view.subarray(0, written));
+      if (this.servesMeanwhile) await Deno.writeFile(tmp, view.subarray(0, written));
+      else Deno.writeFileSync(tmp, view.subarray(0, written));
       this.landings?.wrote(name, written);
       return { written, digest: newHasher().update(view.subarray(0, written)).digest() };
     } finally {
@@ -419,7 +443,7 @@ export class RegistryStore {
         // The next read runs on an I/O thread while this thread writes the last.
         reading = bytes.read(new Uint8Array(next));
         reading.catch(() => {}); // awaited below; a failure while this write runs is not unhandled
-        writeAllSync(file, new Uint8Array(cur, 0, n));
+        await this.#write(file, new Uint8Array(cur, 0, n));
         written += n;
         this.landings?.wrote(name, written);
         hashing.hash(session, cur, n);
