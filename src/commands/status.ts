@@ -61,8 +61,13 @@ export interface StatusReport {
 /** The background copy as status reports it: as recorded, or `interrupted` when its serve is gone mid-copy. */
 export type CopyStatus = Omit<CopyProgress, "state"> & { state: CopyProgress["state"] | "interrupted" };
 
-/** The copy's state as it stands: a serve that is gone copies nothing, and serves nothing meanwhile. */
-function copyNow(copy: CopyProgress, running: boolean): CopyStatus {
+/**
+ * The copy's state as it stands: a serve that is gone copies nothing, and serves nothing meanwhile. Records that
+ * say the tree is complete win over a recorded "copying" (the records are written a moment before the serve
+ * records the copy complete: a serve killed between the two finished its copy).
+ */
+export function copyNow(copy: CopyProgress, running: boolean, treeComplete: boolean): CopyStatus {
+  if (copy.state === "copying" && treeComplete) return { at: copy.at, state: "complete" };
   if (running) return copy;
   const { stillServing: _, ...rest } = copy;
   return copy.state === "copying" ? { ...rest, state: "interrupted" } : rest;
@@ -106,7 +111,7 @@ async function readJson<T>(path: string): Promise<T | undefined> {
 }
 
 /** What DIR's state file says is served (or was last), and whether it answers /v2/ now. */
-async function serving(dataDir: string): Promise<NonNullable<StatusReport["registry"]>["serving"]> {
+async function serving(dataDir: string, treeComplete: boolean): Promise<NonNullable<StatusReport["registry"]>["serving"]> {
   const s = await readServing(dataDirPaths(dataDir));
   if (!s) return undefined;
   const about = {
@@ -118,7 +123,7 @@ async function serving(dataDir: string): Promise<NonNullable<StatusReport["regis
     started: s.started,
     running: s.running,
     ...(s.origin ? { origin: s.origin } : {}),
-    ...(s.copy ? { copy: copyNow(s.copy, s.running) } : {}),
+    ...(s.copy ? { copy: copyNow(s.copy, s.running, treeComplete) } : {}),
   };
   // A stopped serve's port may be someone else's now: only a running one is asked.
   if (!s.running) return { ...about, answering: false };
@@ -155,7 +160,7 @@ export async function status(dir: string): Promise<StatusReport> {
       sources: records.loads.map((l) => l.source),
       files: records.files ?? {},
       ...(v ? { lastVerify: { at: v.at, ok: v.ok, problems: v.problems.length } } : {}),
-      serving: await serving(dataDir),
+      serving: await serving(dataDir, records.complete),
       ...(served?.wants ? { local: await localShare(dataDir, served.wants) } : {}),
     };
   }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { renderStatus, type StatusReport } from "./status.ts";
+import { copyNow, renderStatus, type StatusReport } from "./status.ts";
 
 type Serving = NonNullable<NonNullable<StatusReport["registry"]>["serving"]>;
 
@@ -54,4 +54,15 @@ Deno.test("renderStatus() says the copy into the disk goes on only while it does
   const none = render({ ...SERVING, origin: { dataDir: "/d", peers: ["https://a:22625"], filling: false } });
   assert.match(none, /then peers https:\/\/a:22625 \(as asked\)$/m);
   assert.doesNotMatch(none, /Disk copy/);
+});
+
+Deno.test("copyNow(): a serve gone mid-copy is interrupted, unless the records already say the tree is complete", () => {
+  const copying = { state: "copying" as const, at: "t0", stillServing: "from the archive in place" };
+  assert.deepEqual(copyNow(copying, true, false), copying);
+  assert.deepEqual(copyNow(copying, false, false), { state: "interrupted", at: "t0" });
+  // Killed between writing the records and recording the copy complete: the copy did finish.
+  assert.deepEqual(copyNow(copying, false, true), { state: "complete", at: "t0" });
+  assert.deepEqual(copyNow(copying, true, true), { state: "complete", at: "t0" });
+  const stopped = { state: "stopped" as const, at: "t1", error: "Cannot load: no room", stillServing: "from the archive in place" };
+  assert.deepEqual(copyNow(stopped, false, false), { state: "stopped", at: "t1", error: "Cannot load: no room" });
 });
