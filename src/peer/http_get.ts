@@ -92,9 +92,7 @@ export class GetPool {
       try {
         return await this.#exchange(conn, request);
       } catch (e) {
-        try {
-          conn.close();
-        } catch { /* closed */ }
+        closeQuietly(conn);
         // Only a reused connection may have been closed by the peer between two requests: retry on a new one.
         if (!reused || !(e instanceof StaleError)) throw e;
       }
@@ -104,11 +102,7 @@ export class GetPool {
   /** Closes every idle connection; later responses close theirs instead of keeping them. */
   close(): void {
     this.#closed = true;
-    for (const c of this.#idle.splice(0)) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }
+    for (const c of this.#idle.splice(0)) closeQuietly(c);
   }
 
   /** Reads under way, each with when it began: the watchdog closes the connection of one that waited `idleMs`. */
@@ -195,11 +189,7 @@ export class GetPool {
       if (!open) return;
       open = false;
       if (reuse && keep && !this.#closed) this.#idle.push(conn);
-      else {
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      }
+      else closeQuietly(conn);
     };
     if (left === 0) release(true);
     const read = async (dst: Uint8Array): Promise<number> => {
