@@ -11,7 +11,7 @@
  * before it takes the name, so it never reads as a dead serve's, nor half-written.
  */
 import { dirname } from "node:path";
-import { atomicWrite, readTextIfExists, syncDir, tempPathFor, writeAll } from "../util/atomic_write.ts";
+import { readTextIfExists, syncDir, tempPathFor, writeAll } from "../util/atomic_write.ts";
 import { wrapFsError } from "../util/errors.ts";
 import type { DataDirPaths } from "../store/paths.ts";
 import { tryLock } from "../store/lock.ts";
@@ -117,6 +117,7 @@ async function replaceLocked(path: string, text: string): Promise<Deno.FsFile> {
   const tmp = tempPathFor(path);
   let file: Deno.FsFile | undefined;
   try {
+    await Deno.mkdir(dirname(path), { recursive: true });
     file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o644 });
     await writeAll(file, new TextEncoder().encode(text));
     await file.sync();
@@ -145,10 +146,9 @@ export async function publishServing(
     started: new Date().toISOString(),
   };
   let text = JSON.stringify(full, null, 2) + "\n";
-  await atomicWrite(paths.serving, text, { skipIfSame: false });
-  // Held while this process runs: how a reader without access to /proc tells a live serve from a killed one.
-  let held = await Deno.open(paths.serving, { read: true });
-  await held.lock(true);
+  // Held while this process runs: how a reader without access to /proc tells a live serve from a killed one (locked
+  // before it takes the name, as every update is).
+  let held = await replaceLocked(paths.serving, text);
   const retired: Deno.FsFile[] = [];
   let withdrawal: Promise<void> | undefined;
   let closed = false;
