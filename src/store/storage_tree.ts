@@ -259,8 +259,7 @@ export class RegistryStore {
         try {
           const buf = whole.subarray(0, size);
           for (let n; written < size && (n = await bytes.read(buf.subarray(written))) > 0;) written += n;
-          if (this.servesMeanwhile) await Deno.writeFile(tmp, buf.subarray(0, written));
-          else Deno.writeFileSync(tmp, buf.subarray(0, written));
+          await this.#writeWhole(tmp, buf.subarray(0, written));
           got = newHasher().update(buf.subarray(0, written)).digest();
         } finally {
           if (whole.length === INLINE_HASH_BYTES) keep(this.#smallBuffers, whole);
@@ -403,6 +402,12 @@ export class RegistryStore {
     writeAllSync(file, data);
   }
 
+  /** Writes a small blob's temp file in one call, on this thread or through an I/O thread as `#write` does. */
+  async #writeWhole(tmp: string, data: Uint8Array): Promise<void> {
+    if (this.servesMeanwhile) await Deno.writeFile(tmp, data);
+    else Deno.writeFileSync(tmp, data);
+  }
+
   /** A small blob: read whole into a buffer of the pool, hashed here, written in one call. */
   async #copySmall(tmp: string, bytes: BlobBytes, size: number, name: string): Promise<{ written: number; digest: string }> {
     const hashing = this.#hashing ??= new Hashing();
@@ -412,8 +417,7 @@ export class RegistryStore {
       let written = 0;
       for (let n; written < size && (n = await bytes.read(view.subarray(written))) > 0;) written += n;
       // One byte more than the entry claims would be a source bug, not data: sources stop at the entry's size.
-      if (this.servesMeanwhile) await Deno.writeFile(tmp, view.subarray(0, written));
-      else Deno.writeFileSync(tmp, view.subarray(0, written));
+      await this.#writeWhole(tmp, view.subarray(0, written));
       this.landings?.wrote(name, written);
       return { written, digest: newHasher().update(view.subarray(0, written)).digest() };
     } finally {
