@@ -14,10 +14,10 @@ Deno.test("tls --out: CA and server certificate covering localhost, loopback, th
     for (const [f, mode] of [["ca.crt", 0o644], ["ca.key", 0o600], ["server.crt", 0o644], ["server.key", 0o600]] as const) {
       assert.equal((await Deno.stat(join(out, f))).mode! & 0o777, mode, f);
     }
-    const cert = describeCertificate(await Deno.readTextFile(join(out, "server.crt")));
+    const cert = await describeCertificate(await Deno.readTextFile(join(out, "server.crt")));
     assert.deepEqual(cert.dns.sort(), ["api-int.ocp.example.com", "localhost", "registry.example.com"]);
     assert.deepEqual(cert.ip.sort(), ["10.1.2.3", "127.0.0.1", "::1", "fd00::5"]);
-    assert.equal(cert.issuer, describeCertificate(await Deno.readTextFile(join(out, "ca.crt"))).subject);
+    assert.equal(cert.issuer, (await describeCertificate(await Deno.readTextFile(join(out, "ca.crt")))).subject);
     const before = await Promise.all(["ca.crt", "ca.key", "server.crt"].map((f) => Deno.readTextFile(join(out, f))));
     assert.equal((await isoload(args)).code, 0);
     const after = await Promise.all(["ca.crt", "ca.key", "server.crt"].map((f) => Deno.readTextFile(join(out, f))));
@@ -27,7 +27,7 @@ Deno.test("tls --out: CA and server certificate covering localhost, loopback, th
     assert.equal(more.code, 0, more.stderr);
     assert.equal(await Deno.readTextFile(join(out, "ca.crt")), before[0], "the same CA");
     assert.ok(
-      describeCertificate(await Deno.readTextFile(join(out, "server.crt"))).dns.includes("host0.ocp.example.com"),
+      (await describeCertificate(await Deno.readTextFile(join(out, "server.crt")))).dns.includes("host0.ocp.example.com"),
       "re-issued for the new name",
     );
   });

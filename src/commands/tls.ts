@@ -40,7 +40,7 @@ export function certificateNames(n: TlsNames): { hostnames: string[]; ips: strin
 export async function makeTlsDir(out: string, names: TlsNames, log: Logger): Promise<TlsPaths> {
   const want = certificateNames(names);
   const p = await ensureServerCert(tlsDirPaths(resolve(out)), want.hostnames, want.ips);
-  const cert = describeCertificate(await Deno.readTextFile(p.cert));
+  const cert = await describeCertificate(await Deno.readTextFile(p.cert));
   log.info(
     `TLS material in ${p.dir}: ca.crt (ship to every node), ca.key (keep it off the ISO), server.crt and server.key ` +
       `(valid until ${cert.notAfter.toISOString().slice(0, 10)}) for ${[...cert.dns, ...cert.ip].join(", ")}`,

@@ -22,7 +22,7 @@ export function caPathFor(certsDir: string, mirror: string): string {
 export async function installedCa(certsDir: string, mirror: string): Promise<string | undefined> {
   const path = caPathFor(certsDir, mirror);
   const text = await readTextIfExists(path);
-  return text === undefined ? undefined : checkCaPem(text, path);
+  return text === undefined ? undefined : await checkCaPem(text, path);
 }
 
 /** The text of the CA file isoload installs for `mirror` (the same bytes whether written at boot or shipped in Ignition). */

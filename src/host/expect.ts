@@ -64,7 +64,7 @@ export async function expectedFromFile(path: string): Promise<Expected> {
     throw new InputError(`Cannot read ${path}: it lists no images (expected the output of isoload inspect --json DIR)`);
   }
   const images = doc.images.map((v, i) => checkImage(v, i, path));
-  let ca = typeof doc.ca === "string" ? checkCaPem(doc.ca, path) : undefined;
+  let ca = typeof doc.ca === "string" ? await checkCaPem(doc.ca, path) : undefined;
   if (!ca) {
     const beside = join(dirname(path), "tls", "ca.crt");
     ca = await Deno.readTextFile(beside).then((t) => checkCaPem(t, beside), () => undefined);
