@@ -36,6 +36,23 @@ export class Bench {
     return { ...mid, maxRssKb: Math.max(...ms.map((m) => m.maxRssKb)) };
   }
 
+  /**
+   * Contenders taking turns, one run each a round, `runs` rounds: on this VM the page cache, the host's memory
+   * (virtio-mem) and the disk drift over minutes, so contenders run in blocks meet different machines. Each run's argv
+   * comes from its `prepare`. Resolves to each contender's median run (by wall time) with the largest peak RSS of its
+   * runs, and every run, round by round.
+   */
+  async interleaved(contenders: { prepare: () => Promise<string[]>; cmd: string }[]): Promise<{ median: Measure; runs: Measure[] }[]> {
+    const all: Measure[][] = contenders.map(() => []);
+    for (let r = 0; r < this.runs; r++) {
+      for (const [i, c] of contenders.entries()) all[i].push(await this.timed(c.cmd, await c.prepare()));
+    }
+    return all.map((ms) => {
+      const sorted = [...ms].sort((a, b) => a.wallS - b.wallS);
+      return { median: { ...sorted[Math.floor(sorted.length / 2)], maxRssKb: Math.max(...ms.map((m) => m.maxRssKb)) }, runs: ms };
+    });
+  }
+
   /** An empty directory `name` under the work dir. */
   async fresh(name: string): Promise<string> {
     const d = join(this.work, name);
@@ -43,6 +60,91 @@ export class Bench {
     await Deno.mkdir(d, { recursive: true });
     return d;
   }
+}
+
+/**
+ * A new, empty filesystem for each run of a contender that writes to disk: a sparse image file under `dir`, made by
+ * mkfs and mounted through a loop device (direct I/O, so its pages are cached once, as a disk's are).
+ *
+ * Why not an emptied directory: deleting the last run's files (a load writes ~2,700 files and directories) leaves
+ * ext4 skipping each recently deleted inode while it allocates the next ones — `find_inode_bit` asks
+ * `recently_deleted` of every candidate, for up to 5 minutes after the deletion — and freed blocks wait for the
+ * journal before they can be reused. `perf` showed a load of the 1 GB payload into an emptied directory spending
+ * ~0.9 s of its CPU in that scan; the same contender then varied 2–3× from run to run and the floors with it. A host
+ * loads into a data directory that saw no such deletions: a fresh filesystem is that, and is the same every run.
+ */
+export class FreshFs {
+  #image: string;
+  #mount: string;
+  #loop: string | undefined;
+
+  /** `bytes`: the filesystem's size (sparse: only what is written takes room in `dir`). */
+  constructor(readonly dir: string, readonly bytes: number, readonly type: "ext4" | "xfs" = "ext4") {
+    this.#image = join(dir, `fresh-${type}.img`);
+    this.#mount = join(dir, `fresh-${type}`);
+  }
+
+  /** Whether this machine can make one: root, a loop device, mkfs of the type. */
+  static async usable(type: "ext4" | "xfs" = "ext4"): Promise<boolean> {
+    if (Deno.uid?.() !== 0) return false;
+    const ok = (cmd: string, args: string[]) =>
+      new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).output().then((o) => o.success, () => false);
+    return await ok("losetup", ["--find"]) && await ok("sh", ["-c", `command -v mkfs.${type}`]);
+  }
+
+  /** Drops the last filesystem and makes a new one; resolves to an empty directory on it. */
+  async next(): Promise<string> {
+    await this.close();
+    const f = await Deno.open(this.#image, { write: true, create: true, truncate: true });
+    await f.truncate(this.bytes);
+    f.close();
+    // Inode tables left unzeroed (the sparse image reads as zeros) and not zeroed later: no background writes in a run.
+    await run(
+      "mkfs." + this.type,
+      this.type === "ext4" ? ["-q", "-F", "-E", "lazy_itable_init=1,lazy_journal_init=1", this.#image] : ["-q", "-f", this.#image],
+    );
+    this.#loop = (await run("losetup", ["--find", "--show", "--direct-io=on", this.#image])).trim();
+    await Deno.mkdir(this.#mount, { recursive: true });
+    await run("mount", [...(this.type === "ext4" ? ["-o", "noinit_itable"] : []), this.#loop, this.#mount]);
+    const out = join(this.#mount, "out");
+    await Deno.mkdir(out);
+    return out;
+  }
+
+  /** Unmounts and deletes the current filesystem, if any. */
+  async close(): Promise<void> {
+    if (this.#loop) {
+      await run("umount", [this.#mount]);
+      await run("losetup", ["-d", this.#loop]);
+      this.#loop = undefined;
+    }
+    await Deno.remove(this.#image).catch(() => {});
+  }
+}
+
+/**
+ * Puts memory in the same state before each run (`--settle`): dirty pages written back, the page cache dropped, then
+ * `warm` files read back in and the `warmups` commands run (the contenders' own programs: Deno's 100 MB binary and its
+ * module cache are page cache too), so the source and the programs are cached and the rest of memory is free.
+ *
+ * Not the default, because on this VM "free" is not a neutral state: its balloon device reports free pages to the
+ * host (VIRTIO_BALLOON_F_REPORTING), which takes them back, so every page a run then writes faults in from the host.
+ * Settled runs are the same as each other, and slower for every contender that writes: curl's CPU for an 8 GB
+ * replication went from 6–7 s to 16–19 s. Without it, each run finds what the last one left. Report which.
+ */
+export async function settleMemory(warm: string[], warmups: string[][] = []): Promise<void> {
+  if (Deno.uid?.() !== 0) return;
+  await run("sync", []);
+  await Deno.writeTextFile("/proc/sys/vm/drop_caches", "3");
+  for (const f of warm) await run("sh", ["-c", `cat "$0" > /dev/null`, f]);
+  for (const [cmd, ...args] of warmups) await run(cmd, args);
+}
+
+/** Runs a command to its end; its stdout, or an error with its stderr. */
+async function run(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
+  return new TextDecoder().decode(out.stdout);
 }
 
 /**

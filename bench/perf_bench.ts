@@ -15,13 +15,20 @@
  * shared 2-core VM's other work does not preempt it, so contenders see the same machine; servers run normally); the source archive is in the page cache. Median wall of
  * `--runs` runs; peak RSS is the largest seen (GNU time, or VmHWM for servers).
  *
+ * `--settle` starts each load-line run from the same memory (settleMemory in _measure.ts). The contenders take turns, one
+ * run each a round, and the bench prints each round's ratio.
+ *
+ * Each run of a disk contender (cp + sync, tar + sync, load) writes to a new filesystem (`--fs ext4`, the default as
+ * root where a loop device and mkfs are at hand; `--fs xfs`, RHCOS's /var; `--fs dir`, an emptied directory of
+ * --disk): see FreshFs in _measure.ts for why an emptied directory is not a fair disk.
+ *
  * Usage: deno run -A bench/perf_bench.ts [--size 1G] [--disk /tmp] [--tmpfs /dev/shm] [--runs 3] [--load-only | --serve-only]
- *        [--compare CHECKOUT] [--keep]
+ *        [--compare CHECKOUT] [--fs ext4|xfs|dir] [--settle] [--keep]
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { parseSize, planRelease, type ReleasePayload, writeRelease } from "../tools/release_payload.ts";
-import { Bench, fetchAll, isoloadArgs, isoloadArgsFrom, mb, type Measure, startUntilReady } from "./_measure.ts";
+import { Bench, fetchAll, FreshFs, isoloadArgs, isoloadArgsFrom, mb, type Measure, settleMemory, startUntilReady } from "./_measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -34,6 +41,8 @@ const args = parseArgs({
     "serve-only": { type: "boolean" },
     "load-only": { type: "boolean" },
     compare: { type: "string" },
+    fs: { type: "string" },
+    settle: { type: "boolean" },
   },
 });
 const size = parseSize(args.values.size!);
@@ -54,6 +63,30 @@ const median = (prepare: () => Promise<string[]>, cmd: string) => {
   const [c, pre] = wrap(cmd, []);
   return bench.median(async () => [...pre, ...(await prepare())], c);
 };
+/**
+ * Contenders copying the archive, taking turns (one run each a round, under the real-time wrapper), each run from the
+ * same memory (settleMemory: the archive cached, the rest free); their medians, and every run's wall time.
+ */
+async function turns(list: { prepare: () => Promise<string[]>; cmd: string }[]): Promise<{ median: Measure; walls: number[] }[]> {
+  const got = await bench.interleaved(list.map((c) => {
+    const [cmd, pre] = wrap(c.cmd, []);
+    return {
+      cmd,
+      prepare: async () => {
+        const argv = await c.prepare();
+        if (args.values.settle) await settleMemory([archive], warmups);
+        return [...pre, ...argv];
+      },
+    };
+  }));
+  return got.map((g) => ({ median: g.median, walls: g.runs.map((m) => m.wallS) }));
+}
+/** The contenders' programs, run once after the page cache is dropped so none starts from the disk. */
+const warmups = [[deno, ...isoloadArgs("--version")], ["cp", "--version"], ["tar", "--version"], ["sync", "--version"]];
+/** Lines under the table: each round's ratio of isoload to its floor. */
+const roundLines: string[] = [];
+const perRound = (what: string, load: number[], floor: number[]) =>
+  roundLines.push(`${what}, round by round: ${load.map((w, i) => (w / floor[i]).toFixed(2)).join(", ")}.`);
 
 async function fresh(base: string, name: string): Promise<string> {
   const d = join(base, name);
@@ -78,7 +111,19 @@ const add = (line: string, contender: string, m: Measure, floor: Measure, floorN
 const sh = "sh";
 const serveOnly = args.values["serve-only"];
 const loadArgs = (data: string) => isoloadArgs("load", archive, "--data-dir", data, "--no-registries-conf", "--quiet");
-const data = join(disk, "data");
+/** The loaded DIR that verify checks and `serve --data-dir` serves: the last disk load's. */
+let data = join(disk, "data");
+// Each disk contender's run writes to a new filesystem (FreshFs says why); `--fs dir` empties a directory of --disk instead.
+const fsType = args.values.fs ?? (await FreshFs.usable("ext4") ? "ext4" : "dir");
+if (fsType !== "dir" && fsType !== "ext4" && fsType !== "xfs") throw new Error(`--fs ${fsType}: expected ext4, xfs or dir`);
+const freshFs = fsType === "dir" ? undefined : new FreshFs(disk, Math.ceil(archiveSize * 1.25) + (1 << 30), fsType);
+/** An empty target for one disk run: on a new filesystem, or an emptied directory of --disk. */
+const diskTarget = (name: string) => freshFs?.next() ?? fresh(disk, name);
+console.log(
+  `bench: disk runs write to ${
+    freshFs ? `a new ${fsType} filesystem each (loop device, image in ${disk})` : `emptied directories of ${disk}`
+  }`,
+);
 if (serveOnly) {
   await bench.timed(deno, loadArgs(await fresh(disk, "data")));
   await Deno.remove(tmpfs, { recursive: true });
@@ -86,22 +131,29 @@ if (serveOnly) {
 
 // 1. load to disk.
 async function loadAndVerify() {
-  // One output directory for the baselines, emptied before each run, so an 8 GB payload never has two copies at once.
-  const cpSync = await median(async () => ["-c", `cp "$0" "$1"/ && sync -f "$1"`, archive, await fresh(disk, "out")], sh);
-  const tarSync = await median(async () => ["-c", `tar -xf "$0" -C "$1" && sync -f "$1"`, archive, await fresh(disk, "out")], sh);
-  await Deno.remove(join(disk, "out"), { recursive: true });
-  const loadDisk = await median(async () => loadArgs(await fresh(disk, "data")), deno);
-  add("load, disk", "cp + sync (floor)", cpSync, cpSync, "cp + sync");
-  add("load, disk", "tar -x + sync", tarSync, cpSync, "cp + sync");
-  add("load, disk", "isoload load", loadDisk, cpSync, "cp + sync");
+  // The contenders take turns, the load last in each round: the last round's DIR is the one verify checks.
+  const [cpSync, tarSync, loadDisk] = await turns([
+    { prepare: async () => ["-c", `cp "$0" "$1"/ && sync -f "$1"`, archive, await diskTarget("out")], cmd: sh },
+    { prepare: async () => ["-c", `tar -xf "$0" -C "$1" && sync -f "$1"`, archive, await diskTarget("out")], cmd: sh },
+    { prepare: async () => loadArgs(data = await diskTarget("data")), cmd: deno },
+  ]);
+  if (!freshFs) await Deno.remove(join(disk, "out"), { recursive: true }).catch(() => {});
+  add("load, disk", "cp + sync (floor)", cpSync.median, cpSync.median, "cp + sync");
+  add("load, disk", "tar -x + sync", tarSync.median, cpSync.median, "cp + sync");
+  add("load, disk", "isoload load", loadDisk.median, cpSync.median, "cp + sync");
+  perRound("load, disk ÷ cp + sync", loadDisk.walls, cpSync.walls);
 
   // 2. load to tmpfs (sync is a no-op there).
-  const cpTmpfs = await median(async () => [archive, await fresh(tmpfs, "out")], "cp");
-  const tarTmpfs = await median(async () => ["-xf", archive, "-C", await fresh(tmpfs, "out")], "tar");
-  const loadTmpfs = await median(async () => loadArgs(await fresh(tmpfs, "out")), deno);
+  const [cpT, tarT, loadT] = await turns([
+    { prepare: async () => [archive, await fresh(tmpfs, "out")], cmd: "cp" },
+    { prepare: async () => ["-xf", archive, "-C", await fresh(tmpfs, "out")], cmd: "tar" },
+    { prepare: async () => loadArgs(await fresh(tmpfs, "out")), cmd: deno },
+  ]);
+  const cpTmpfs = cpT.median;
   add("load, tmpfs", "cp (floor)", cpTmpfs, cpTmpfs, "cp");
-  add("load, tmpfs", "tar -x", tarTmpfs, cpTmpfs, "cp");
-  add("load, tmpfs", "isoload load", loadTmpfs, cpTmpfs, "cp");
+  add("load, tmpfs", "tar -x", tarT.median, cpTmpfs, "cp");
+  add("load, tmpfs", "isoload load", loadT.median, cpTmpfs, "cp");
+  perRound("load, tmpfs ÷ cp", loadT.walls, cpT.walls);
   await Deno.remove(tmpfs, { recursive: true });
   await loadBound(cpTmpfs);
 
@@ -116,6 +168,8 @@ async function loadAndVerify() {
   };
   await walk(join(data, "docker", "registry", "v2", "blobs"));
   await Deno.writeTextFile(blobList, blobFiles.join("\0"));
+  // The load lines dropped the page cache between runs: read the DIR back in, so both contenders hash from memory.
+  await bench.timed("sh", ["-c", `xargs -0 cat < "$0" > /dev/null`, blobList]);
   const openssl = await median(() => Promise.resolve(["-c", `xargs -0 openssl dgst -sha256 < "$0" > /dev/null`, blobList]), sh);
   const verify = await median(() => Promise.resolve(isoloadArgs("verify", "--data-dir", data, "--quiet")), deno);
   add("verify", "openssl dgst -sha256, one core (floor)", openssl, openssl, "openssl");
@@ -132,12 +186,17 @@ async function loadBound(cpTmpfs: Measure) {
   await Deno.writeTextFile(empty, "export {};\n");
   const start = await median(() => Promise.resolve(["run", empty]), deno);
   const sha = await median(() => Promise.resolve(["dgst", "-sha256", archive]), "openssl");
+  // isoload's own start: what its code costs before the first byte (`--version` parses nothing and touches no file).
+  const own = await median(() => Promise.resolve(isoloadArgs("--version")), deno);
   const cores = navigator.hardwareConcurrency;
-  const boundS = start.wallS + (cpTmpfs.cpuS + sha.userS) / cores;
+  const work = (cpTmpfs.cpuS + sha.userS) / cores;
+  const at = (startS: number) => `${(startS + work).toFixed(2)} s = ${((startS + work) / cpTmpfs.wallS).toFixed(2)}× cp`;
   bound = [
-    `Least a verifying load to tmpfs can take here: ${boundS.toFixed(2)} s = ${(boundS / cpTmpfs.wallS).toFixed(2)}× cp ` +
-    `(Deno's own start ${start.wallS.toFixed(2)} s + (cp's CPU ${cpTmpfs.cpuS.toFixed(2)} s + SHA-256's ${sha.userS.toFixed(2)} s, ` +
-    `openssl's user time over the archive) / ${cores} cores; cp ${cpTmpfs.wallS.toFixed(2)} s).`,
+    `Least a verifying load to tmpfs can take here: ${at(start.wallS)} (Deno's own start ${start.wallS.toFixed(2)} s + ` +
+    `(cp's CPU ${cpTmpfs.cpuS.toFixed(2)} s + SHA-256's ${
+      sha.userS.toFixed(2)
+    } s, openssl's user time over the archive) / ${cores} cores; ` +
+    `cp ${cpTmpfs.wallS.toFixed(2)} s); with isoload's own start (\`--version\`, ${own.wallS.toFixed(2)} s) instead: ${at(own.wallS)}.`,
   ];
 }
 // 4. Serving: ready time and RSS, in place against from DIR.
@@ -214,7 +273,9 @@ const serveRows = Object.entries(serving).map(([name, s]) =>
 const lines = [
   `payload: release-like, ${payload.images.length} images, ${payload.blobs} blobs, ${
     (archiveSize / 1e9).toFixed(2)
-  } GB OCI layout archive (page cache warm); disk ${args.values.disk}, tmpfs ${args.values.tmpfs}; ${navigator.hardwareConcurrency} CPUs; ${
+  } GB OCI layout archive (page cache warm); disk ${
+    freshFs ? `a new ${fsType} filesystem each run (loop device, image in ${args.values.disk})` : args.values.disk
+  }, tmpfs ${args.values.tmpfs}; ${navigator.hardwareConcurrency} CPUs; ${
     rt.length ? "one-shot contenders under chrt -r 10; " : ""
   }median of ${runs} runs`,
   "",
@@ -228,6 +289,7 @@ const lines = [
         } |`
       ),
       "",
+      ...(roundLines.length ? [...roundLines, ""] : []),
       ...(bound.length ? [...bound, ""] : []),
     ]
     : []),
@@ -242,5 +304,6 @@ const lines = [
 console.log(lines.join("\n"));
 await Deno.mkdir(join(root, "bench", "out"), { recursive: true });
 await Deno.writeTextFile(join(root, "bench", "out", `perf_bench-${args.values.size}.md`), lines.join("\n") + "\n");
+await freshFs?.close();
 if (!args.values.keep) await Deno.remove(disk, { recursive: true });
 else console.log(`kept ${disk}`);

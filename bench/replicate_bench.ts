@@ -21,13 +21,16 @@
  * the peer's repositories are mirror paths and the source names come from
  * the image list, as in a real install.
  *
- * Usage: deno run -A bench/replicate_bench.ts [--size 1G] [--runs R] [--skopeo-runs R] [--jobs J] [--out DIR]
+ * Every run writes to a new filesystem (`--fs ext4`, the default as root; `--fs xfs`; `--fs dir`: an emptied directory)
+ * and, with `--settle`, starts from the same memory (settleMemory in _measure.ts).
+ *
+ * Usage: deno run -A bench/replicate_bench.ts [--size 1G] [--runs R] [--skopeo-runs R] [--jobs J] [--out DIR] [--fs T] [--settle]
  *   [--peer-dir DIR] (serve an already loaded DIR instead of generating and loading the payload; kept)
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { parseSize, planRelease, writeRelease } from "../tools/release_payload.ts";
-import { Bench, isoloadArgs, mb, type Measure } from "./_measure.ts";
+import { Bench, FreshFs, isoloadArgs, mb, type Measure, settleMemory } from "./_measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -39,6 +42,8 @@ const args = parseArgs({
     jobs: { type: "string", default: "4" },
     out: { type: "string" },
     keep: { type: "boolean" },
+    fs: { type: "string" },
+    settle: { type: "boolean" },
   },
 });
 const totalBytes0 = parseSize(args.values.size!);
@@ -99,11 +104,25 @@ for (const img of records.images) {
 }
 const totalBytes = [...blobs.values()].reduce((n, b) => n + b.size, 0);
 console.log(`bench: peer serves ${records.images.length} images, ${blobs.size} blobs, ${(totalBytes / 1e9).toFixed(2)} GB at ${base}`);
-// Warm the peer's page cache, so every contender reads from memory.
-await bench.timed("bash", ["-c", `cat ${join(peerDir, "docker/registry/v2/blobs")}/*/*/*/data > /dev/null`]);
+// Warm the peer's page cache, so every contender reads from memory; again before each run, with the contenders' programs.
+const warmups = [
+  ["bash", "-c", `cat ${join(peerDir, "docker/registry/v2/blobs")}/*/*/*/data > /dev/null`],
+  [...isoload, "--version"],
+  ["curl", "--version"],
+  ["skopeo", "--version"],
+];
+await bench.timed(warmups[0][0], warmups[0].slice(1));
 
 const curlConfig = join(work, "curl.cfg");
-const dest = join(work, "dest");
+// Each run writes to a new filesystem (FreshFs in _measure.ts says why: ext4 allocating inodes after the last run's
+// ~900–2,700 files were deleted cost curl up to 3× its CPU); `--fs dir` empties a directory of the work dir instead.
+const fsType = args.values.fs ?? (await FreshFs.usable("ext4") ? "ext4" : "dir");
+if (fsType !== "dir" && fsType !== "ext4" && fsType !== "xfs") throw new Error(`--fs ${fsType}: expected ext4, xfs or dir`);
+// Sparse, so only what is written takes room: skopeo's dir copy keeps every image's layers apart (shared base layers once
+// per image), about 4.5× the blob bytes.
+const freshFs = fsType === "dir" ? undefined : new FreshFs(work, Math.ceil(totalBytes * 6) + (1 << 30), fsType);
+const dest = freshFs ? join(work, `fresh-${fsType}`, "out") : join(work, "dest");
+console.log(`bench: every run writes to ${freshFs ? `a new ${fsType} filesystem (loop device, image in ${work})` : dest}`);
 await Deno.writeTextFile(
   curlConfig,
   [...blobs].map(([d, b], i) => `url = "${base}/v2/${b.repo}/blobs/${d}"\noutput = "${dest}/${i}"\n`).join(""),
@@ -124,10 +143,14 @@ await Deno.writeTextFile(
 const rows: [string, Measure][] = [];
 /** One run of a contender into an empty `dest`, under the real-time wrapper. */
 const once = async (argv: string[], cmd: string, by = bench): Promise<Measure> => {
-  await Deno.remove(dest, { recursive: true }).catch(() => {});
-  await Deno.mkdir(dest, { recursive: true });
-  // The removed copy's dirty pages are not left for the next contender to write back.
-  await new Deno.Command("sync", { args: ["-f", work] }).output();
+  if (freshFs) {
+    if (await freshFs.next() !== dest) throw new Error(`FreshFs mounted elsewhere than ${dest}`);
+  } else {
+    await Deno.remove(dest, { recursive: true }).catch(() => {});
+    await Deno.mkdir(dest, { recursive: true });
+  }
+  // --settle: every run from the same memory, the peer's blobs and the programs cached, the rest free (settleMemory).
+  if (args.values.settle) await settleMemory([], warmups);
   return await by.timed(rt[0] ?? cmd, rt.length ? [...rt.slice(1), cmd, ...argv] : argv);
 };
 /** The median run by wall time, with the largest peak RSS of them all. */
@@ -215,9 +238,9 @@ const durableFloor = rows[1][1].wallS;
 const sync = rows.find(([label]) => label.startsWith("skopeo"))?.[1].wallS ?? NaN;
 const table = [
   `Replicating ${records.images.length} images (${blobs.size} blobs, ${(totalBytes / 1e9).toFixed(2)} GB) from isoload's built-in`,
-  `registry on 127.0.0.1 into ${work} (median wall of ${runs}, skopeo of ${skopeoBench.runs}, largest peak RSS${
-    rt.length ? "; contenders and peer under chrt -r 10" : ""
-  }):`,
+  `registry on 127.0.0.1 into ${
+    freshFs ? `a new ${fsType} filesystem each run` : work
+  } (median wall of ${runs}, skopeo of ${skopeoBench.runs}, largest peak RSS${rt.length ? "; contenders and peer under chrt -r 10" : ""}):`,
   "",
   "| contender | wall | skopeo sync ÷ this | curl floor ÷ this | curl + sync ÷ this | peak RSS |",
   "| --- | --- | --- | --- | --- | --- |",
@@ -246,5 +269,6 @@ const table = [
 await Deno.mkdir(join(root, "bench", "out"), { recursive: true });
 await Deno.writeTextFile(join(root, "bench", "out", "replicate_bench.md"), table);
 console.log(table);
+await freshFs?.close();
 if (!args.values.keep && !args.values.out) await Deno.remove(work, { recursive: true });
 else await Deno.remove(dest, { recursive: true }).catch(() => {});
