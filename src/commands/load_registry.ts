@@ -92,7 +92,7 @@ async function passFromArchive(source: Source, store: RegistryStore, opts: LoadO
   const progress = byteProgress(log, "load", source.size);
   store.landings = opts.landings;
   // load --serve (and serve --persist's copy): the registry answers on this thread meanwhile.
-  store.servesMeanwhile = opts.landings !== undefined;
+  store.writesOffThread = opts.landings !== undefined;
   const pass = await ingest(source, store, {
     progress: (pos, what) => progress(pos, what),
     signal,
@@ -128,6 +128,8 @@ async function passFromArchive(source: Source, store: RegistryStore, opts: LoadO
 /** Every image of the peers, copied blob by blob into the store. */
 async function passFromPeers(peerOpts: PeerLoadOptions, store: RegistryStore, signal: AbortSignal, log: Logger): Promise<Pass> {
   const dataDir = store.root;
+  // This thread reads every connection: a write blocking it would stall them all.
+  store.writesOffThread = true;
   const session = peerOpts.session;
   const peers = session?.peers ?? await Promise.all(peerOpts.urls.map((u) => Peer.open(u, peerOpts.trust)));
   try {

@@ -64,7 +64,7 @@ export async function servingWithPeers(dir: string, opts: ServePeersOptions, log
   const dataDir = resolve(dir);
   const store = new RegistryStore(dataDir);
   // The copies from peers run beside the registry's answers on this thread.
-  store.servesMeanwhile = true;
+  store.writesOffThread = true;
   const lock = await lockDataDir(store.paths, `serve ${dataDir} with peers`);
   const interrupts = watchInterrupts();
   const peers: Peer[] = [];
