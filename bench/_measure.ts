@@ -77,6 +77,7 @@ export class FreshFs {
   #image: string;
   #mount: string;
   #loop: string | undefined;
+  #mounted = false;
 
   /** `bytes`: the filesystem's size (sparse: only what is written takes room in `dir`). */
   constructor(readonly dir: string, readonly bytes: number, readonly type: "ext4" | "xfs" = "ext4") {
@@ -106,19 +107,25 @@ export class FreshFs {
     this.#loop = (await run("losetup", ["--find", "--show", "--direct-io=on", this.#image])).trim();
     await Deno.mkdir(this.#mount, { recursive: true });
     await run("mount", [...(this.type === "ext4" ? ["-o", "noinit_itable"] : []), this.#loop, this.#mount]);
+    this.#mounted = true;
     const out = join(this.#mount, "out");
     await Deno.mkdir(out);
     return out;
   }
 
-  /** Unmounts and deletes the current filesystem, if any. */
+  /** Unmounts and deletes the current filesystem, if any; each step is tried even when one before it failed. */
   async close(): Promise<void> {
+    let failed: unknown;
+    if (this.#mounted) {
+      await run("umount", [this.#mount]).catch((e) => (failed = e));
+      this.#mounted = false;
+    }
     if (this.#loop) {
-      await run("umount", [this.#mount]);
-      await run("losetup", ["-d", this.#loop]);
+      await run("losetup", ["-d", this.#loop]).catch((e) => (failed ??= e));
       this.#loop = undefined;
     }
     await Deno.remove(this.#image).catch(() => {});
+    if (failed) throw failed;
   }
 }
 

@@ -117,6 +117,11 @@ let data = join(disk, "data");
 const fsType = args.values.fs ?? (await FreshFs.usable("ext4") ? "ext4" : "dir");
 if (fsType !== "dir" && fsType !== "ext4" && fsType !== "xfs") throw new Error(`--fs ${fsType}: expected ext4, xfs or dir`);
 const freshFs = fsType === "dir" ? undefined : new FreshFs(disk, Math.ceil(archiveSize * 1.25) + (1 << 30), fsType);
+/** A failed run leaves no filesystem mounted nor loop device attached: drops them, then fails as it did. */
+async function dropFsAnd(e: unknown): Promise<never> {
+  await freshFs?.close().catch(() => {});
+  throw e;
+}
 /** An empty target for one disk run: on a new filesystem, or an emptied directory of --disk. */
 const diskTarget = (name: string) => freshFs?.next() ?? fresh(disk, name);
 console.log(
@@ -127,7 +132,7 @@ console.log(
 if (serveOnly) {
   await bench.timed(deno, loadArgs(await fresh(disk, "data")));
   await Deno.remove(tmpfs, { recursive: true });
-} else await loadAndVerify();
+} else await loadAndVerify().catch(dropFsAnd);
 
 // 1. load to disk.
 async function loadAndVerify() {
@@ -137,6 +142,7 @@ async function loadAndVerify() {
     { prepare: async () => ["-c", `tar -xf "$0" -C "$1" && sync -f "$1"`, archive, await diskTarget("out")], cmd: sh },
     { prepare: async () => loadArgs(data = await diskTarget("data")), cmd: deno },
   ]);
+  // With --fs dir, the baselines' copy and the load's DIR sit side by side until here (room for two payloads).
   if (!freshFs) await Deno.remove(join(disk, "out"), { recursive: true }).catch(() => {});
   add("load, disk", "cp + sync (floor)", cpSync.median, cpSync.median, "cp + sync");
   add("load, disk", "tar -x + sync", tarSync.median, cpSync.median, "cp + sync");
@@ -220,7 +226,7 @@ async function pullAll(base: string): Promise<number> {
 
 type Served = { readyS: number; atReady: number; afterPull: number; hwm: number; mbS: number };
 const serving: Record<string, Served> = {};
-if (!args.values["load-only"]) await serve();
+if (!args.values["load-only"]) await serve().catch(dropFsAnd);
 /** Starts each server, times it to ready, and pulls every image through it twice (issue 12/14 lines). */
 async function serve() {
   const servers: [string, string[]][] = [

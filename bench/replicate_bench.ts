@@ -151,7 +151,14 @@ const once = async (argv: string[], cmd: string, by = bench): Promise<Measure> =
   }
   // --settle: every run from the same memory, the peer's blobs and the programs cached, the rest free (settleMemory).
   if (args.values.settle) await settleMemory([], warmups);
-  return await by.timed(rt[0] ?? cmd, rt.length ? [...rt.slice(1), cmd, ...argv] : argv);
+  try {
+    return await by.timed(rt[0] ?? cmd, rt.length ? [...rt.slice(1), cmd, ...argv] : argv);
+  } catch (e) {
+    // Nothing left mounted or attached by a failed run (the bench stops here).
+    await freshFs?.close().catch(() => {});
+    peer.kill("SIGTERM");
+    throw e;
+  }
 };
 /** The median run by wall time, with the largest peak RSS of them all. */
 const medianOf = (ms: Measure[]): Measure => {
