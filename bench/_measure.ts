@@ -9,6 +9,12 @@ export interface Measure {
   maxRssKb: number;
 }
 
+/** The median run of `ms` by wall time (its CPU times with it), with the largest peak RSS of them all. */
+export function medianRun(ms: Measure[]): Measure {
+  const sorted = [...ms].sort((a, b) => a.wallS - b.wallS);
+  return { ...sorted[Math.floor(sorted.length / 2)], maxRssKb: Math.max(...ms.map((m) => m.maxRssKb)) };
+}
+
 /** A benchmark's scratch space, where GNU time writes its figures. */
 export class Bench {
   constructor(readonly work: string, readonly runs: number) {}
@@ -31,9 +37,7 @@ export class Bench {
   async median(prepare: () => Promise<string[]>, cmd: string, env?: Record<string, string>): Promise<Measure> {
     const ms: Measure[] = [];
     for (let i = 0; i < this.runs; i++) ms.push(await this.timed(cmd, await prepare(), env));
-    ms.sort((a, b) => a.wallS - b.wallS);
-    const mid = ms[Math.floor(this.runs / 2)];
-    return { ...mid, maxRssKb: Math.max(...ms.map((m) => m.maxRssKb)) };
+    return medianRun(ms);
   }
 
   /**
@@ -47,10 +51,7 @@ export class Bench {
     for (let r = 0; r < this.runs; r++) {
       for (const [i, c] of contenders.entries()) all[i].push(await this.timed(c.cmd, await c.prepare()));
     }
-    return all.map((ms) => {
-      const sorted = [...ms].sort((a, b) => a.wallS - b.wallS);
-      return { median: { ...sorted[Math.floor(sorted.length / 2)], maxRssKb: Math.max(...ms.map((m) => m.maxRssKb)) }, runs: ms };
-    });
+    return all.map((ms) => ({ median: medianRun(ms), runs: ms }));
   }
 
   /** An empty directory `name` under the work dir. */
@@ -85,6 +86,22 @@ export class FreshFs {
     this.#mount = join(dir, `fresh-${type}`);
   }
 
+  /**
+   * The benches' `--fs` flag: `ext4` or `xfs` gives a FreshFs of `bytes` with its image in `dir`; `dir` gives none (an
+   * emptied directory instead). Unset: ext4 where this machine can make one, else `dir`.
+   */
+  static async fromFlag(flag: string | undefined, dir: string, bytes: number): Promise<FreshFs | undefined> {
+    const type = flag ?? (await FreshFs.usable("ext4") ? "ext4" : "dir");
+    if (type === "dir") return undefined;
+    if (type !== "ext4" && type !== "xfs") throw new Error(`--fs ${type}: expected ext4, xfs or dir`);
+    return new FreshFs(dir, bytes, type);
+  }
+
+  /** The empty directory {@link FreshFs.next} resolves to, the same every time. */
+  get out(): string {
+    return join(this.#mount, "out");
+  }
+
   /** Whether this machine can make one: root, a loop device, mkfs of the type. */
   static async usable(type: "ext4" | "xfs" = "ext4"): Promise<boolean> {
     if (Deno.uid?.() !== 0) return false;
@@ -108,9 +125,8 @@ export class FreshFs {
     await Deno.mkdir(this.#mount, { recursive: true });
     await run("mount", [...(this.type === "ext4" ? ["-o", "noinit_itable"] : []), this.#loop, this.#mount]);
     this.#mounted = true;
-    const out = join(this.#mount, "out");
-    await Deno.mkdir(out);
-    return out;
+    await Deno.mkdir(this.out);
+    return this.out;
   }
 
   /** Unmounts and deletes the current filesystem, if any; each step is tried even when one before it failed. */

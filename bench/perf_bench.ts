@@ -64,8 +64,8 @@ const median = (prepare: () => Promise<string[]>, cmd: string) => {
   return bench.median(async () => [...pre, ...(await prepare())], c);
 };
 /**
- * Contenders copying the archive, taking turns (one run each a round, under the real-time wrapper), each run from the
- * same memory (settleMemory: the archive cached, the rest free); their medians, and every run's wall time.
+ * Contenders copying the archive, taking turns (one run each a round, under the real-time wrapper; with --settle, each
+ * from the same memory: settleMemory); their medians, and every run's wall time.
  */
 async function turns(list: { prepare: () => Promise<string[]>; cmd: string }[]): Promise<{ median: Measure; walls: number[] }[]> {
   const got = await bench.interleaved(list.map((c) => {
@@ -114,9 +114,7 @@ const loadArgs = (data: string) => isoloadArgs("load", archive, "--data-dir", da
 /** The loaded DIR that verify checks and `serve --data-dir` serves: the last disk load's. */
 let data = join(disk, "data");
 // Each disk contender's run writes to a new filesystem (FreshFs says why); `--fs dir` empties a directory of --disk instead.
-const fsType = args.values.fs ?? (await FreshFs.usable("ext4") ? "ext4" : "dir");
-if (fsType !== "dir" && fsType !== "ext4" && fsType !== "xfs") throw new Error(`--fs ${fsType}: expected ext4, xfs or dir`);
-const freshFs = fsType === "dir" ? undefined : new FreshFs(disk, Math.ceil(archiveSize * 1.25) + (1 << 30), fsType);
+const freshFs = await FreshFs.fromFlag(args.values.fs, disk, Math.ceil(archiveSize * 1.25) + (1 << 30));
 /** A failed run leaves no filesystem mounted nor loop device attached: drops them, then fails as it did. */
 async function dropFsAnd(e: unknown): Promise<never> {
   await freshFs?.close().catch(() => {});
@@ -126,7 +124,7 @@ async function dropFsAnd(e: unknown): Promise<never> {
 const diskTarget = (name: string) => freshFs?.next() ?? fresh(disk, name);
 console.log(
   `bench: disk runs write to ${
-    freshFs ? `a new ${fsType} filesystem each (loop device, image in ${disk})` : `emptied directories of ${disk}`
+    freshFs ? `a new ${freshFs.type} filesystem each (loop device, image in ${disk})` : `emptied directories of ${disk}`
   }`,
 );
 if (serveOnly) {
@@ -174,7 +172,7 @@ async function loadAndVerify() {
   };
   await walk(join(data, "docker", "registry", "v2", "blobs"));
   await Deno.writeTextFile(blobList, blobFiles.join("\0"));
-  // The load lines dropped the page cache between runs: read the DIR back in, so both contenders hash from memory.
+  // Read the DIR in (with --settle the load lines dropped the page cache), so both contenders hash from memory.
   await bench.timed("sh", ["-c", `xargs -0 cat < "$0" > /dev/null`, blobList]);
   const openssl = await median(() => Promise.resolve(["-c", `xargs -0 openssl dgst -sha256 < "$0" > /dev/null`, blobList]), sh);
   const verify = await median(() => Promise.resolve(isoloadArgs("verify", "--data-dir", data, "--quiet")), deno);
@@ -280,7 +278,7 @@ const lines = [
   `payload: release-like, ${payload.images.length} images, ${payload.blobs} blobs, ${
     (archiveSize / 1e9).toFixed(2)
   } GB OCI layout archive (page cache warm); disk ${
-    freshFs ? `a new ${fsType} filesystem each run (loop device, image in ${args.values.disk})` : args.values.disk
+    freshFs ? `a new ${freshFs.type} filesystem each run (loop device, image in ${args.values.disk})` : args.values.disk
   }, tmpfs ${args.values.tmpfs}; ${navigator.hardwareConcurrency} CPUs; ${
     rt.length ? "one-shot contenders under chrt -r 10; " : ""
   }median of ${runs} runs`,

@@ -30,7 +30,7 @@
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { parseSize, planRelease, writeRelease } from "../tools/release_payload.ts";
-import { Bench, FreshFs, isoloadArgs, mb, type Measure, settleMemory } from "./_measure.ts";
+import { Bench, FreshFs, isoloadArgs, mb, type Measure, medianRun, settleMemory } from "./_measure.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -93,10 +93,9 @@ const blobData = (d: string) => join(peerDir, "docker/registry/v2/blobs/sha256",
 // Every blob and manifest by digest, with the repository to ask for it in: the curl floor's list.
 const blobs = new Map<string, { repo: string; size: number }>();
 for (const img of records.images) {
-  const path = blobData;
   const visit = async (d: string) => {
-    blobs.set(d, { repo: img.repository, size: (await Deno.stat(path(d))).size });
-    const m = JSON.parse(await Deno.readTextFile(path(d)));
+    blobs.set(d, { repo: img.repository, size: (await Deno.stat(blobData(d))).size });
+    const m = JSON.parse(await Deno.readTextFile(blobData(d)));
     for (const c of m.manifests ?? []) await visit(c.digest);
     for (const l of [...(m.config ? [m.config] : []), ...(m.layers ?? [])]) blobs.set(l.digest, { repo: img.repository, size: l.size });
   };
@@ -116,13 +115,11 @@ await bench.timed(warmups[0][0], warmups[0].slice(1));
 const curlConfig = join(work, "curl.cfg");
 // Each run writes to a new filesystem (FreshFs in _measure.ts says why: ext4 allocating inodes after the last run's
 // ~900–2,700 files were deleted cost curl up to 3× its CPU); `--fs dir` empties a directory of the work dir instead.
-const fsType = args.values.fs ?? (await FreshFs.usable("ext4") ? "ext4" : "dir");
-if (fsType !== "dir" && fsType !== "ext4" && fsType !== "xfs") throw new Error(`--fs ${fsType}: expected ext4, xfs or dir`);
 // Sparse, so only what is written takes room: skopeo's dir copy keeps every image's layers apart (shared base layers once
 // per image), about 4.5× the blob bytes.
-const freshFs = fsType === "dir" ? undefined : new FreshFs(work, Math.ceil(totalBytes * 6) + (1 << 30), fsType);
-const dest = freshFs ? join(work, `fresh-${fsType}`, "out") : join(work, "dest");
-console.log(`bench: every run writes to ${freshFs ? `a new ${fsType} filesystem (loop device, image in ${work})` : dest}`);
+const freshFs = await FreshFs.fromFlag(args.values.fs, work, Math.ceil(totalBytes * 6) + (1 << 30));
+const dest = freshFs?.out ?? join(work, "dest");
+console.log(`bench: every run writes to ${freshFs ? `a new ${freshFs.type} filesystem (loop device, image in ${work})` : dest}`);
 await Deno.writeTextFile(
   curlConfig,
   [...blobs].map(([d, b], i) => `url = "${base}/v2/${b.repo}/blobs/${d}"\noutput = "${dest}/${i}"\n`).join(""),
@@ -144,7 +141,7 @@ const rows: [string, Measure][] = [];
 /** One run of a contender into an empty `dest`, under the real-time wrapper. */
 const once = async (argv: string[], cmd: string, by = bench): Promise<Measure> => {
   if (freshFs) {
-    if (await freshFs.next() !== dest) throw new Error(`FreshFs mounted elsewhere than ${dest}`);
+    await freshFs.next(); // dest is its `out`
   } else {
     await Deno.remove(dest, { recursive: true }).catch(() => {});
     await Deno.mkdir(dest, { recursive: true });
@@ -159,11 +156,6 @@ const once = async (argv: string[], cmd: string, by = bench): Promise<Measure> =
     peer.kill("SIGTERM");
     throw e;
   }
-};
-/** The median run by wall time, with the largest peak RSS of them all. */
-const medianOf = (ms: Measure[]): Measure => {
-  const sorted = [...ms].sort((x, y) => x.wallS - y.wallS);
-  return { ...sorted[Math.floor(sorted.length / 2)], maxRssKb: Math.max(...ms.map((m) => m.maxRssKb)) };
 };
 
 // The floors and isoload take turns, one run each a round: the page cache and the disk drift over minutes on this
@@ -211,16 +203,16 @@ const sha = await bench.timed("sh", ["-c", `xargs -0 openssl dgst -sha256 < "$0"
 // hash, shared perfectly over every core; curl's wall over it is the best ratio that round allows.
 const cores = navigator.hardwareConcurrency;
 const bounds = runsOf[0].map((curl, r) => (curl.cpuS + peerCpu[0][r] + sha.userS) / cores);
-rows.push([contenders[0].label, medianOf(runsOf[0])], [contenders[1].label, medianOf(runsOf[1])]);
+rows.push([contenders[0].label, medianRun(runsOf[0])], [contenders[1].label, medianRun(runsOf[1])]);
 // --skopeo-runs 0 leaves skopeo out (its column then compares against nothing).
 if (skopeoBench.runs > 0) {
   const ms: Measure[] = [];
   const argv = ["sync", "--src", "yaml", "--dest", "dir", "--scoped", "--all", "--preserve-digests", syncYaml, dest];
   for (let r = 0; r < skopeoBench.runs; r++) ms.push(await once(argv, "skopeo", skopeoBench));
-  rows.push(["skopeo sync docker → dir", medianOf(ms)]);
-  console.log(`bench: skopeo sync docker → dir: ${medianOf(ms).wallS.toFixed(2)} s`);
+  rows.push(["skopeo sync docker → dir", medianRun(ms)]);
+  console.log(`bench: skopeo sync docker → dir: ${medianRun(ms).wallS.toFixed(2)} s`);
 }
-rows.push([contenders[2].label, medianOf(runsOf[2])]);
+rows.push([contenders[2].label, medianRun(runsOf[2])]);
 // skopeo's copy replaced the last isoload run's DIR: one more (untimed) for the re-run below.
 if (skopeoBench.runs > 0) await once(contenders[2].argv, contenders[2].cmd);
 // The re-run over the complete DIR the last run left.
@@ -246,7 +238,7 @@ const sync = rows.find(([label]) => label.startsWith("skopeo"))?.[1].wallS ?? Na
 const table = [
   `Replicating ${records.images.length} images (${blobs.size} blobs, ${(totalBytes / 1e9).toFixed(2)} GB) from isoload's built-in`,
   `registry on 127.0.0.1 into ${
-    freshFs ? `a new ${fsType} filesystem each run` : work
+    freshFs ? `a new ${freshFs.type} filesystem each run` : work
   } (median wall of ${runs}, skopeo of ${skopeoBench.runs}, largest peak RSS${rt.length ? "; contenders and peer under chrt -r 10" : ""}):`,
   "",
   "| contender | wall | skopeo sync ÷ this | curl floor ÷ this | curl + sync ÷ this | peak RSS |",
