@@ -274,7 +274,8 @@ export class RegistryStore {
         const buf = this.#fetchBuffers.pop() ?? new Uint8Array(FETCH_CHUNK);
         try {
           for (let n; (n = await bytes.read(buf)) > 0;) {
-            // Written at once, while the bytes are in this CPU's cache (see writeAllSync).
+            // Written as each read arrives, while its bytes are still in the CPU's cache (through an I/O thread for a
+            // copy from peers: writesOffThread).
             await this.#write(file, buf.subarray(0, n));
             written += n;
           }

@@ -26,9 +26,10 @@ export async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<voi
 }
 
 /**
- * Writes all of `data` to `file` on this thread, in pieces of at most 1 MiB. For the copy loops: a synchronous
- * write skips the hop to an I/O thread (which cost a replication 11% more CPU), while an async read started
- * before it runs on meanwhile; it blocks the event loop for the copy into the page cache.
+ * Writes all of `data` to `file` on this thread, in pieces of at most 1 MiB. For a copy loop with nothing else on
+ * this thread (a load from an archive): a synchronous write skips the hop to an I/O thread while an async read started
+ * before it runs on meanwhile; it blocks the event loop for the copy into the page cache, so a store whose thread
+ * has other work writes with {@link writeAll} (RegistryStore.writesOffThread).
  */
 export function writeAllSync(file: Deno.FsFile, data: Uint8Array): void {
   for (let at = 0; at < data.length;) at += file.writeSync(data.subarray(at, Math.min(data.length, at + WRITE_SLICE)));
