@@ -12,7 +12,7 @@
  */
 /** A message to the worker. */
 type Request =
-  | { op: "update"; id: number; buf: ArrayBuffer; len: number }
+  | { op: "update"; id: number; buf: ArrayBuffer; off: number; len: number }
   | { op: "digest"; id: number }
   | { op: "file"; id: number; path: string; bufferSize: number };
 
@@ -62,7 +62,7 @@ function workerMain(scope: WorkerScope, createHash: (alg: "sha256") => WorkerHas
     if (m.op === "update") {
       let h = sessions.get(m.id);
       if (!h) sessions.set(m.id, h = createHash("sha256"));
-      h.update(new Uint8Array(m.buf, 0, m.len));
+      h.update(new Uint8Array(m.buf, m.off, m.len));
       scope.postMessage({ op: "buffer", buf: m.buf }, [m.buf]);
     } else if (m.op === "digest") {
       const h = sessions.get(m.id) ?? createHash("sha256");
@@ -145,10 +145,10 @@ export class DigestWorker {
   begin(): DigestSession {
     const id = this.#nextId++;
     return {
-      update: (buf, len) => {
+      update: (buf, len, off = 0) => {
         if (this.#failed) return Promise.reject(this.#failed);
         const back = new Promise<ArrayBuffer>((resolve, reject) => this.#buffers.push({ resolve, reject }));
-        this.#worker.postMessage({ op: "update", id, buf, len } satisfies Request, [buf]);
+        this.#worker.postMessage({ op: "update", id, buf, off, len } satisfies Request, [buf]);
         return back;
       },
       digest: async () => {
@@ -208,11 +208,11 @@ export async function hashFiles(
 /** One stream being hashed in a {@link DigestWorker}. */
 export interface DigestSession {
   /**
-   * Hashes the first `len` bytes of `buf`, which is transferred (detached
-   * here); resolves to the same memory, handed back once hashed. Calls are
-   * hashed in the order made.
+   * Hashes `len` bytes of `buf` from `off` (0 by default), which is
+   * transferred (detached here); resolves to the same memory, handed back once
+   * hashed. Calls are hashed in the order made.
    */
-  update(buf: ArrayBuffer, len: number): Promise<ArrayBuffer>;
+  update(buf: ArrayBuffer, len: number, off?: number): Promise<ArrayBuffer>;
   /** The digest of everything given, once all of it is hashed. */
   digest(): Promise<string>;
 }
