@@ -6,10 +6,14 @@
  * with durability). The peer is isoload's built-in registry serving a loaded
  * DIR on 127.0.0.1.
  *
- * As root, every contender runs under `chrt -r 10` (SCHED_RR, as perf_bench.ts
- * runs its one-shot contenders), and so does the peer: it is half of every
- * contender's pipeline, and the shared VM's other work would otherwise
- * throttle whichever contender it happened to overlap.
+ * Contenders and the peer run at normal priority. With `--rt` (as root) they
+ * run under `chrt -r 10` (SCHED_RR, as perf_bench.ts runs its one-shot
+ * contenders), which shields them from the shared VM's other work but
+ * starves the kernel's writeback threads (normal-priority kworkers): curl,
+ * which never syncs, then fills the page cache at ~1.3 GB/s, while a client
+ * that makes its copy durable before calling it complete waits for the
+ * starved writeback at its end. A node replicating at boot runs at normal
+ * priority.
  *
  * skopeo sync goes docker → dir: the cheapest destination skopeo has (files,
  * no registry doing its own writes and hashing behind an HTTP push), so the
@@ -24,7 +28,7 @@
  * Every run writes to a new filesystem (`--fs ext4`, the default as root; `--fs xfs`; `--fs dir`: an emptied directory)
  * and, with `--settle`, starts from the same memory (settleMemory in _measure.ts).
  *
- * Usage: deno run -A bench/replicate_bench.ts [--size 1G] [--runs R] [--skopeo-runs R] [--jobs J] [--out DIR] [--fs T] [--settle]
+ * Usage: deno run -A bench/replicate_bench.ts [--size 1G] [--runs R] [--skopeo-runs R] [--jobs J] [--out DIR] [--fs T] [--settle] [--rt]
  *   [--peer-dir DIR] (serve an already loaded DIR instead of generating and loading the payload; kept)
  */
 import { parseArgs } from "node:util";
@@ -44,6 +48,7 @@ const args = parseArgs({
     keep: { type: "boolean" },
     fs: { type: "string" },
     settle: { type: "boolean" },
+    rt: { type: "boolean" },
   },
 });
 const totalBytes0 = parseSize(args.values.size!);
@@ -55,7 +60,8 @@ await Deno.mkdir(work, { recursive: true });
 const bench = new Bench(work, runs);
 const skopeoBench = new Bench(work, Number(args.values["skopeo-runs"] ?? runs));
 const isoload = [Deno.execPath(), ...isoloadArgs()];
-const rt = Deno.uid?.() === 0 ? ["chrt", "-r", "10"] : [];
+if (args.values.rt && Deno.uid?.() !== 0) console.log("bench: --rt needs root; running at normal priority");
+const rt = args.values.rt && Deno.uid?.() === 0 ? ["chrt", "-r", "10"] : [];
 
 const peerDir = args.values["peer-dir"] ?? join(work, "peer");
 if (!args.values["peer-dir"]) {
@@ -138,7 +144,7 @@ await Deno.writeTextFile(
 );
 
 const rows: [string, Measure][] = [];
-/** One run of a contender into an empty `dest`, under the real-time wrapper. */
+/** One run of a contender into an empty `dest` (under the real-time wrapper with --rt). */
 const once = async (argv: string[], cmd: string, by = bench): Promise<Measure> => {
   if (freshFs) {
     await freshFs.next(); // dest is its `out`
