@@ -115,8 +115,9 @@ export class RegistryStore {
    * Blobs are written through the runtime's I/O threads, not on this one ({@link writeAllSync}), when this thread has
    * other work that a blocked write would stall: a server answering here (`load --serve`, `serve --peer`, `serve
    * --persist`), where a write the kernel throttles (a slow disk, many dirty pages) should hold the copy and not every
-   * client; and a copy from peers, where this thread reads every connection's socket and a stalled write stalls them
-   * all. An 8 GB replication into a new ext4, alternated: writes here took 15.1–18.9 s, and twice in seven runs ~30 s
+   * client; and a copy from peers that cannot write around the page cache ({@link DirectFile}, whose writes wait on
+   * threads of their own), where this thread reads every connection's socket and a stalled write stalls them all. An 8
+   * GB replication into a new ext4, alternated: writes here took 15.1–18.9 s, and twice in seven runs ~30 s
    * (28 s of system time); off this thread 15.3–18.5 s, never more. A load from an archive has nothing else for this
    * thread and writes here.
    */
