@@ -49,6 +49,7 @@ const BUFFER_BYTES = 4 << 20;
 const INLINE_HASH_BYTES = 1 << 20;
 /** Reused buffers kept for later copies, at most (more at once are left to the garbage collector). */
 const KEPT_BUFFERS = 8;
+
 /** Blobs up to this size (manifests, configs) are read into a buffer of their own size. */
 const EXACT_BYTES = 64 << 10;
 
@@ -111,6 +112,8 @@ export class RegistryStore {
   /** Buffers of {@link RegistryStore.putFetched}'s copies, reused from blob to blob (a few kept, not one per copy ever at once). */
   readonly #fetchBuffers: Uint8Array[] = [];
   readonly #smallBuffers: Uint8Array[] = [];
+  /** Blobs over {@link INLINE_HASH_BYTES} copied from peers, and how many of them went around the page cache. */
+  readonly fetched = { large: 0, direct: 0 };
   /**
    * Blobs are written through the runtime's I/O threads, not on this one ({@link writeAllSync}), when this thread has
    * other work that a blocked write would stall: a server answering here (`load --serve`, `serve --peer`, `serve
@@ -136,8 +139,8 @@ export class RegistryStore {
   #pendingSince = 0;
   #inPass = false;
   #eager = false;
-  /** Whether a copy from peers writes around the page cache: false once libc or the filesystem said no. */
-  #directIo = true;
+  /** A client waits for a blob ({@link RegistryStore.landSoon}): the next flush starts at once, not after the gap. */
+  #hurried = false;
   /** Free space as last asked of the filesystem, less what was written since. */
   #free: { asked: number; left: number; sinceAsked: number } | undefined;
 
@@ -283,25 +286,15 @@ export class RegistryStore {
         } finally {
           if (whole.length === INLINE_HASH_BYTES) keep(this.#smallBuffers, whole);
         }
-      } else if ((direct = this.#directIo ? DirectFile.create(tmp) : undefined)) {
-        ({ written, got } = await this.#copyDirect(direct, bytes));
       } else {
-        this.#directIo = false;
-        const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-        // One buffer per copy at once, kept for the next blob: a fresh 256 KiB a blob was garbage V8 freed late.
-        const buf = this.#fetchBuffers.pop() ?? new Uint8Array(FETCH_CHUNK);
-        try {
-          for (let n; (n = await bytes.read(buf)) > 0;) {
-            // Written as each read arrives, while its bytes are still in the CPU's cache (through an I/O thread for a
-            // copy from peers: writesOffThread).
-            await this.#write(file, buf.subarray(0, n));
-            written += n;
-          }
-        } finally {
-          file.close();
-          keep(this.#fetchBuffers, buf);
-        }
-        if (written === size) got = (await (this.#hashing ??= new Hashing()).worker.hashFile(tmp, HASH_FILE_CHUNK)).digest;
+        this.fetched.large++;
+        // Tried for every blob (an open that failed once for want of file descriptors must not end direct writes);
+        // where libc cannot be loaded, at once undefined.
+        direct = DirectFile.create(tmp);
+        if (direct) {
+          ({ written, got } = await this.#copyDirect(direct, bytes));
+          if (direct.direct) this.fetched.direct++;
+        } else ({ written, got } = await this.#copyBuffered(tmp, size, bytes));
       }
       this.#queue(digest, size, label, tmp, written, got);
     } catch (e) {
@@ -311,11 +304,38 @@ export class RegistryStore {
   }
 
   /**
+   * A fetched blob written through the page cache (where it cannot go around it), each read as it arrives, while its
+   * bytes are still in the CPU's cache (through an I/O thread: writesOffThread); the worker hashes the written file.
+   */
+  async #copyBuffered(tmp: string, size: number, bytes: BlobBytes): Promise<{ written: number; got: string }> {
+    const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    // One buffer per copy at once, kept for the next blob: a fresh 256 KiB a blob was garbage V8 freed late.
+    const buf = this.#fetchBuffers.pop() ?? new Uint8Array(FETCH_CHUNK);
+    let written = 0;
+    try {
+      for (let n; (n = await bytes.read(buf)) > 0;) {
+        await this.#write(file, buf.subarray(0, n));
+        written += n;
+      }
+    } finally {
+      file.close();
+      keep(this.#fetchBuffers, buf);
+    }
+    if (written !== size) return { written, got: "" };
+    return { written, got: (await (this.#hashing ??= new Hashing()).worker.hashFile(tmp, HASH_FILE_CHUNK)).digest };
+  }
+
+  /**
    * A fetched blob written around the page cache ({@link DirectFile}): socket reads gathered into an aligned buffer
    * of the pool, each buffer written (the device's wait on an FFI thread), then hashed by the worker while the next
-   * fills, so the digest is ready with the last byte and the file is never read back. One write at a time: a
-   * client of `serve --peer` following the temp file never meets a hole. An 8 GB replication into a new ext4,
-   * alternated: 10.1–11.7 s against 14.0–14.7 s through the page cache (system time ~3 s against 9–11 s).
+   * fills, so the digest is ready with the last byte and the file is never read back. One write at a time: a client
+   * of `serve --peer` following the temp file never meets a hole. An 8 GB replication into a new ext4, alternated
+   * with the copy through the page cache: 10.1–10.8 s against 15.1–18.1 s (system time ~3 s against 10–12 s).
+   *
+   * Copies share the pool's 6 buffers, so with more copies than buffers some wait, their responses unread, for a
+   * buffer the worker hands back within milliseconds: each copy has its own connection (HTTP/1.1, `http_get.ts`),
+   * so a waiting one holds up no other. Two buffers of its own per copy, the next filling while one is written,
+   * was no faster at 8 GB (11.3–11.8 s against 10.4–11.5 s) and, allocated as the worker lagged, took RSS to 235–313 MB.
    */
   async #copyDirect(file: DirectFile, bytes: BlobBytes): Promise<{ written: number; got: string }> {
     const hashing = this.#hashing ??= new Hashing();
@@ -326,7 +346,7 @@ export class RegistryStore {
       let n = 0;
       let off = 0;
       try {
-        // Loaded already: the file could not have been created without libc.
+        // The libc that created the file gives the views (alignedView is undefined only without it).
         const view = alignedView(buf, BUFFER_BYTES)!;
         off = view.byteOffset;
         for (let got; n < view.length && (got = await bytes.read(view.subarray(n))) > 0;) n += got;
@@ -362,6 +382,7 @@ export class RegistryStore {
 
   /** Lands the verified blobs now rather than once their batch is full (a client waits for one). */
   landSoon(): void {
+    this.#hurried = true;
     if (this.#pending.length) this.#settleSoon();
   }
 
@@ -424,8 +445,9 @@ export class RegistryStore {
    * at the end): blobs are then hashed off this thread, checked while the pass
    * reads on, and made durable and renamed into place in batches. `eager`
    * (a copy from peers, paced by the network): every verified blob lands with
-   * the next flush, started as soon as the one before ends, so the flushes
-   * overlap the copy and a kill loses only what the current flush holds.
+   * the next flush, started once the one before ends (at most every
+   * {@link EAGER_FLUSH_GAP_MS}), so the flushes overlap the copy and a kill
+   * loses only what the last quarter second verified.
    */
   start(eager = false): void {
     this.#inPass = true;
@@ -561,6 +583,7 @@ export class RegistryStore {
     if (this.#settling) return;
     clearTimeout(this.#nextFlush);
     this.#nextFlush = undefined;
+    this.#hurried = false; // what was verified by now goes with this flush
     const started = performance.now();
     this.#settling = this.#settle().catch((e) => {
       this.#settleFailed ??= { error: wrapFsError(`write blobs into ${this.v2}`, e) };
@@ -569,7 +592,7 @@ export class RegistryStore {
       if (this.#settleFailed) return;
       // Blobs a client waits for (`load --serve`, `serve --peer`) go with the next flush at once; the other blobs of
       // an eager pass with the next flush after the gap.
-      if (this.#pending.some((p) => this.landings?.followed(p.digest))) this.#settleSoon();
+      if (this.#hurried || this.#pending.some((p) => this.landings?.followed(p.digest))) this.#settleSoon();
       else if (this.#eager && this.#pending.length > 0) {
         const wait = EAGER_FLUSH_GAP_MS - (performance.now() - started);
         if (wait <= 0) this.#settleSoon();
@@ -607,6 +630,10 @@ export class RegistryStore {
       this.#settleFailed = undefined;
       this.#inPass = false;
       this.#eager = false;
+      this.#hurried = false;
+      // A flush a client's copy armed while this settle ran must not start (or hold the process) after the pass.
+      clearTimeout(this.#nextFlush);
+      this.#nextFlush = undefined;
       this.#hashing?.close();
       this.#hashing = undefined;
     }

@@ -55,9 +55,11 @@ function loadLibc(): Libc | null {
     } catch {
       continue;
     }
+    // Asked first: a `deno run` in a terminal would otherwise stop the copy to prompt for FFI.
+    if (Deno.permissions.querySync({ name: "ffi", path }).state !== "granted") break;
     try {
       libc = Deno.dlopen(path, SYMBOLS).symbols;
-    } catch { /* not allowed or not loadable: write through the page cache */ }
+    } catch { /* not loadable: write through the page cache */ }
     break;
   }
   return libc;
