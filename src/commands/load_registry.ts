@@ -148,6 +148,14 @@ async function passFromPeers(peerOpts: PeerLoadOptions, store: RegistryStore, si
     progress = byteProgress(log, "replicate", missingBytes);
     const copied = await copyBlobs(needed, store, fetcher, peerOpts.jobs);
     log.endProgress();
+    const { large, direct } = store.fetched;
+    if (large > 0) {
+      log.info(
+        direct > 0
+          ? `Wrote ${direct} of ${large} blobs over 1 MiB around the page cache (O_DIRECT)`
+          : `Wrote every blob through the page cache: libc cannot be loaded here, or ${dataDir}'s filesystem refuses O_DIRECT`,
+      );
+    }
     const sizes = new Map<string, number>();
     for (const b of needed) sizes.set(b.digest, b.size);
     for (const d of manifests.keys()) sizes.set(d, (await store.blobSize(d)) ?? 0);

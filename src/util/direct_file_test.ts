@@ -36,45 +36,37 @@ Deno.test("direct_file: aligned views start on a direct-I/O boundary and keep th
   assert.equal(alignedView(buf, 2 * DIRECT_ALIGN)!.byteOffset, view.byteOffset);
 });
 
-Deno.test("direct_file: whole blocks and a short last piece land byte for byte, cut to their size", async () => {
+/** Runs `check` with a DirectFile at a new path in a temp dir (removed after), or says why there is none here. */
+async function withDirectFile(name: string, check: (file: DirectFile) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "isoload-direct-" });
   try {
-    const path = join(dir, "blob");
-    const file = DirectFile.create(path);
+    const file = DirectFile.create(join(dir, name));
     if (!file) return console.log(`direct_file: ${dir}'s filesystem or this libc refuses O_DIRECT; nothing to check`);
+    await check(file);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("direct_file: whole blocks and a short last piece land byte for byte, cut to their size", () =>
+  withDirectFile("blob", async (file) => {
     const pieces = [pattern(2 * DIRECT_ALIGN, 1), pattern(DIRECT_ALIGN, 2), pattern(1000, 3)];
     const got = await writeThrough(file, pieces);
     assert.equal(file.direct, true, "every piece went direct");
     assert.equal(got.length, 3 * DIRECT_ALIGN + 1000);
     assert.deepEqual(got, new Uint8Array([...pieces[0], ...pieces[1], ...pieces[2]]));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("direct_file: a piece that cannot go direct (unaligned) goes through the page cache, and the rest after it", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "isoload-direct-" });
-  try {
-    const path = join(dir, "blob");
-    const file = DirectFile.create(path);
-    if (!file) return console.log(`direct_file: ${dir}'s filesystem or this libc refuses O_DIRECT; nothing to check`);
+Deno.test("direct_file: a piece that cannot go direct (unaligned) goes through the page cache, and the rest after it", () =>
+  withDirectFile("blob", async (file) => {
     // 1000 bytes first: the next write starts off a block boundary, which O_DIRECT cannot do.
     const pieces = [pattern(1000, 4), pattern(DIRECT_ALIGN, 5), pattern(7, 6)];
     assert.deepEqual(await writeThrough(file, pieces), new Uint8Array([...pieces[0], ...pieces[1], ...pieces[2]]));
     assert.equal(file.direct, false, "the unaligned piece and the rest went through the page cache");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("direct_file: an empty file is created empty", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "isoload-direct-" });
-  try {
-    const file = DirectFile.create(join(dir, "empty"));
-    if (!file) return console.log(`direct_file: ${dir}'s filesystem or this libc refuses O_DIRECT; nothing to check`);
+Deno.test("direct_file: an empty file is created empty", () =>
+  withDirectFile("empty", async (file) => {
     await file.finish(0);
     assert.equal((await Deno.stat(file.path)).size, 0);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
