@@ -578,11 +578,16 @@ export class RegistryStore {
     }
   }
 
+  /** Drops the eager pass's flush waiting out its gap, if one is. */
+  #cancelNextFlush(): void {
+    clearTimeout(this.#nextFlush);
+    this.#nextFlush = undefined;
+  }
+
   /** Settles a batch in the background (one at a time), while the pass copies on; a failure stops the next putBlob. */
   #settleSoon(): void {
     if (this.#settling) return;
-    clearTimeout(this.#nextFlush);
-    this.#nextFlush = undefined;
+    this.#cancelNextFlush();
     this.#hurried = false; // what was verified by now goes with this flush
     const started = performance.now();
     this.#settling = this.#settle().catch((e) => {
@@ -615,8 +620,7 @@ export class RegistryStore {
       await Promise.allSettled(this.#verifying);
       // An eager pass starts a flush after each one ends: wait until none runs, and cancel one waiting to start.
       while (this.#settling) await this.#settling;
-      clearTimeout(this.#nextFlush);
-      this.#nextFlush = undefined;
+      this.#cancelNextFlush();
       if (this.#settleFailed) throw this.#settleFailed.error;
       const settled = this.#settle().catch((e) => Promise.reject(wrapFsError(`write blobs into ${this.v2}`, e)));
       if (completed) await settled;
@@ -632,8 +636,7 @@ export class RegistryStore {
       this.#eager = false;
       this.#hurried = false;
       // A flush a client's copy armed while this settle ran must not start (or hold the process) after the pass.
-      clearTimeout(this.#nextFlush);
-      this.#nextFlush = undefined;
+      this.#cancelNextFlush();
       this.#hashing?.close();
       this.#hashing = undefined;
     }
